@@ -1,0 +1,73 @@
+//! The client's error type.
+
+use ctxd_proto::{ErrorBody, ErrorCode};
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Nothing listens on the socket: the daemon is not running (or runs elsewhere).
+    #[error("ctxd is not running at {}: {source}", socket.display())]
+    NotRunning {
+        /// The socket that was tried.
+        socket: PathBuf,
+        /// What connecting said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading from or writing to the daemon failed, or the daemon closed the connection.
+    #[error("connection to ctxd failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The daemon sent something that is not a protocol 1 reply.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The daemon does not speak this client's protocol version.
+    #[error("ctxd speaks protocol {daemon}, this client speaks protocol {client}: {message}")]
+    VersionMismatch {
+        /// The client's protocol version.
+        client: u32,
+        /// What the daemon said it speaks (`unknown` if it did not say).
+        daemon: String,
+        /// The daemon's explanation.
+        message: String,
+    },
+    /// The daemon answered with an error.
+    #[error("{message} ({code})")]
+    Daemon {
+        /// The stable error code.
+        code: ErrorCode,
+        /// The daemon's message.
+        message: String,
+        /// Code-specific details (for example `lease_expires_at`).
+        details: Map<String, Value>,
+    },
+    /// No reply came within the per-request timeout; the connection is dropped and the next
+    /// call opens a new one.
+    #[error("ctxd did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+impl Error {
+    /// The daemon's error code, when the daemon answered with an error.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Daemon { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+impl From<ErrorBody> for Error {
+    fn from(body: ErrorBody) -> Self {
+        Error::Daemon {
+            code: body.code,
+            message: body.message,
+            details: body.details,
+        }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,89 @@
+//! The `ctxd` command line: `serve` runs the daemon, every other subcommand is a client.
+
+mod admin;
+pub mod args;
+mod output;
+
+pub use args::{Cli, Command};
+
+use crate::config::ServeConfig;
+use ctxd_client::Client;
+use output::{Output, exit};
+use std::process::ExitCode;
+
+/// `ctxd serve`: runs the daemon until it is stopped; exit 0 after a clean stop.
+pub fn serve(socket: Option<std::path::PathBuf>, args: args::ServeArgs) -> ExitCode {
+    let mut config = ServeConfig::resolve(args.data, socket);
+    config.max_frame = args.max_frame;
+    config.drain_timeout = args.drain_timeout;
+    run_daemon(config)
+}
+
+fn run_daemon(config: ServeConfig) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ctxd-worker")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    match runtime.block_on(crate::daemon::run(config)) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            tracing::error!("{}", error_chain(&e));
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+/// Runs a client subcommand against the daemon.
+pub fn client(global: args::GlobalArgs, command: Command) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ctxd: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    let out = Output { json: global.json };
+    runtime.block_on(async move {
+        let mut builder = Client::builder()
+            .timeout(global.timeout)
+            .name(format!("ctxd-cli/{}", env!("CARGO_PKG_VERSION")));
+        if let Some(socket) = global.socket {
+            builder = builder.socket(socket);
+        }
+        let client = match builder.connect().await {
+            Ok(client) => client,
+            Err(e) => return output::fail(&e),
+        };
+        match command {
+            Command::Status => admin::status(&client, out).await,
+            Command::Health => admin::health(&client, out).await,
+            Command::Stop => admin::stop(&client, out).await,
+            Command::Serve(_) => unreachable!("serve is not a client command"),
+        }
+    })
+}
+
+/// An error and its causes on one line: "a: b: c".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

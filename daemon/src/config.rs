@@ -1,0 +1,55 @@
+//! Where the daemon keeps its data and listens, resolved once at start from flags and the
+//! environment (DESIGN §3–§4).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything `ctxd serve` needs to know before it starts.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The data directory (created if missing).
+    pub data_dir: PathBuf,
+    /// The socket (Unix) or pipe name (Windows) to listen on.
+    pub socket: PathBuf,
+    /// The largest request line accepted; longer ones get `frame_too_large`.
+    pub max_frame: usize,
+    /// How long shutdown waits for in-flight requests before closing storage anyway.
+    pub drain_timeout: Duration,
+}
+
+/// How long shutdown lets in-flight requests finish by default. A write batch of the maximum
+/// frame size finishes well within it; systemd's `TimeoutStopSec` must exceed it.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl ServeConfig {
+    /// Resolves the paths: `--data` or the platform default, `--socket` or `CTXD_SOCKET` or the
+    /// per-user runtime directory.
+    pub fn resolve(data_dir: Option<PathBuf>, socket: Option<PathBuf>) -> ServeConfig {
+        ServeConfig {
+            data_dir: data_dir.unwrap_or_else(default_data_dir),
+            socket: ctxd_client::socket::resolve(socket),
+            max_frame: ctxd_proto::DEFAULT_MAX_FRAME,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// The data directory used without `--data`: `$XDG_DATA_HOME/ctxd` (`~/.local/share/ctxd`).
+#[cfg(unix)]
+pub fn default_data_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("ctxd")
+}
+
+/// The data directory used without `--data`: `%LOCALAPPDATA%\ctxd\data`.
+#[cfg(windows)]
+pub fn default_data_dir() -> PathBuf {
+    let base = std::env::var_os("LOCALAPPDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Path::new(&base).join("ctxd").join("data")
+}

@@ -1,0 +1,95 @@
+//! The daemon's life: take the lock, bind, open storage, serve, and stop in one order.
+//!
+//! Every way of stopping (SIGTERM, SIGINT, the `shutdown` operation, a Windows service stop)
+//! triggers the same [`Shutdown`], after which [`run`] walks one sequence:
+//!
+//! 1. stop accepting connections and reading new requests;
+//! 2. let in-flight requests finish (bounded by `drain_timeout`);
+//! 3. close storage: checkpoint and close SQLite, close LMDB and wait until it is unmapped;
+//! 4. remove the socket, then release the socket lock;
+//! 5. release the data directory lock;
+//! 6. close the connections of `shutdown` requesters, which tells them the daemon is done.
+
+use crate::config::ServeConfig;
+use crate::listener::{ListenError, Listener};
+use crate::lock::{self, LockError};
+use crate::notify;
+use crate::server;
+use crate::shared::Shared;
+use crate::shutdown::Shutdown;
+use crate::signals;
+use crate::storage::{StorageError, Store};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Why the daemon could not start, or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The data directory could not be created or resolved.
+    #[error("cannot use data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory as given.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another daemon owns the data directory, or the lock failed.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The socket could not be bound.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    /// Storage failed to open or to close.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Runs the daemon until it is told to stop, then stops in order.
+pub async fn run(config: ServeConfig) -> Result<(), DaemonError> {
+    let shutdown = Shutdown::new();
+    signals::listen(shutdown.clone()).map_err(DaemonError::Signals)?;
+
+    let data_dir = resolve_data_dir(&config.data_dir)?;
+    let data_lock = lock::lock_data_dir(&data_dir)?;
+    let listener = Listener::bind(&config.socket)?;
+    let store = Store::open(data_dir.clone()).await?;
+    let shared = Arc::new(Shared::new(
+        store,
+        shutdown,
+        data_dir,
+        listener.path().to_owned(),
+        config.max_frame,
+    ));
+    tracing::info!(
+        pid = std::process::id(),
+        data_dir = %shared.data_dir.display(),
+        socket = %shared.socket.display(),
+        lock = %data_lock.path().display(),
+        "ctxd {} serving",
+        env!("CARGO_PKG_VERSION")
+    );
+    notify::ready("serving");
+
+    server::serve(&listener, Arc::clone(&shared), config.drain_timeout).await;
+
+    let closed = shared.store.close().await;
+    drop(listener);
+    drop(data_lock);
+    tracing::info!("stopped");
+    shared.release_held();
+    closed.map_err(DaemonError::from)
+}
+
+/// Creates the data directory if needed and returns its canonical path (the lock's key).
+fn resolve_data_dir(dir: &std::path::Path) -> Result<PathBuf, DaemonError> {
+    let err = |source| DaemonError::DataDir {
+        path: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    std::fs::canonicalize(dir).map_err(err)
+}

@@ -1,0 +1,48 @@
+//! What a request can fail with, and the one mapping from those failures to wire error codes.
+
+use crate::storage::StorageError;
+use ctxd_proto::{ErrorBody, ErrorCode, PROTOCOL_VERSION};
+
+/// A request's failure. [`Error::code`] is the only place that decides which wire code a
+/// failure gets; [`Error::to_body`] is the only place that builds the wire error object.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The operation is part of protocol 1 but this build does not provide it yet.
+    #[error("operation `{op}` is part of protocol 1 but not provided by this ctxd build yet")]
+    NotProvided {
+        /// The operation's name.
+        op: &'static str,
+    },
+    /// `hello` asked for another protocol version.
+    #[error("protocol {requested} is not supported (this ctxd speaks protocol {PROTOCOL_VERSION})")]
+    UnsupportedProtocol {
+        /// The version the client asked for.
+        requested: u32,
+    },
+    /// The storage layer failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl Error {
+    /// The wire code of this failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::NotProvided { .. } => ErrorCode::UnknownOp,
+            Error::UnsupportedProtocol { .. } => ErrorCode::UnsupportedProtocol,
+            Error::Storage(StorageError::Closed) => ErrorCode::ShuttingDown,
+            Error::Storage(_) => ErrorCode::Storage,
+        }
+    }
+
+    /// The wire error object: code, message, and the details that go with the code.
+    pub fn to_body(&self) -> ErrorBody {
+        let body = ErrorBody::new(self.code(), self.to_string());
+        match self {
+            Error::UnsupportedProtocol { .. } => {
+                body.with_detail("supported", vec![PROTOCOL_VERSION])
+            }
+            _ => body,
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Exclusive OS locks that say who holds them: one per data directory, one per socket.
+//!
+//! The data directory lock is what stops a second daemon on the same data: it is keyed by the
+//! directory's canonical path and lives in a fixed, system-wide lock directory (never inside the
+//! data directory, and not derived from the socket, runtime directory or environment), so two
+//! daemons started in any way on the same data meet on the same lock file. The lock is held for
+//! the daemon's whole life, also while released.
+//!
+//! Locks are `flock`-style advisory locks (`File::try_lock`): the OS drops them when the process
+//! dies, so a `kill -9` never leaves a stale lock behind. Lock files are never deleted — deleting
+//! a lock file races with a process that has just opened it.
+
+#[cfg(unix)]
+#[path = "unix.rs"]
+mod platform;
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod platform;
+
+use sha2::{Digest, Sha256};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// Why a lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds the lock.
+    #[error("{what} is in use by {}", holder_text(*pid))]
+    Held {
+        /// What the lock guards, for the message.
+        what: String,
+        /// The holder's pid, as it wrote it into the lock file.
+        pid: Option<u32>,
+    },
+    /// The lock file could not be created or locked.
+    #[error("cannot take the lock {}: {source}", path.display())]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn holder_text(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("another ctxd (pid {pid})"),
+        None => "another ctxd (pid unknown)".to_owned(),
+    }
+}
+
+/// A held lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct PidLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl PidLock {
+    /// Takes the lock at `path` without waiting, recording this process's pid and `what` in it.
+    pub fn acquire(path: &Path, what: &str) -> Result<PidLock, LockError> {
+        let io_err = |source| LockError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = platform::open_lock_file(path).map_err(io_err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(LockError::Held {
+                    what: what.to_owned(),
+                    pid: read_pid(&mut file),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io_err(e)),
+        }
+        // Best effort: a lock file another user created may be read-only for us; the lock
+        // itself is what matters, the pid is for the message a second daemon prints.
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}\n{what}", std::process::id()));
+        Ok(PidLock {
+            _file: file,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn read_pid(file: &mut File) -> Option<u32> {
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.read_to_string(&mut text).ok()?;
+    text.lines().next()?.trim().parse().ok()
+}
+
+/// Takes the lock of a data directory (given as its canonical path).
+pub fn lock_data_dir(canonical: &Path) -> Result<PidLock, LockError> {
+    let dir = platform::lock_dir();
+    platform::ensure_lock_dir(&dir).map_err(|source| LockError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let path = dir.join(data_dir_lock_name(canonical));
+    PidLock::acquire(&path, &format!("data directory {}", canonical.display()))
+}
+
+/// Takes the lock that guards a socket path against a second daemon binding it.
+pub fn lock_socket(socket: &Path) -> Result<PidLock, LockError> {
+    let mut name = socket.as_os_str().to_owned();
+    name.push(".lock");
+    PidLock::acquire(Path::new(&name), &format!("socket {}", socket.display()))
+}
+
+/// The lock file name for a data directory: a digest of its canonical path, so the name is the
+/// same for every way of spelling the path and fits any file system.
+fn data_dir_lock_name(canonical: &Path) -> String {
+    let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("data-{hex}.lock")
+}
+
+/// Opens a file for locking: read-write where possible, else read-only (a lock works on
+/// either).
+fn open_rw_or_ro(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    match options.open(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => File::open(path),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_names_the_first_holder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("x.lock");
+        let first = PidLock::acquire(&path, "thing").expect("first lock");
+        // flock locks belong to the open file description, so a second open in the same
+        // process conflicts just as another process would.
+        match PidLock::acquire(&path, "thing") {
+            Err(LockError::Held { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+            other => panic!("expected Held, got {other:?}"),
+        }
+        drop(first);
+        PidLock::acquire(&path, "thing").expect("lock after release");
+    }
+
+    #[test]
+    fn lock_name_depends_only_on_the_path() {
+        let a = data_dir_lock_name(Path::new("/srv/data"));
+        assert_eq!(a, data_dir_lock_name(Path::new("/srv/data")));
+        assert_ne!(a, data_dir_lock_name(Path::new("/srv/data2")));
+    }
+}

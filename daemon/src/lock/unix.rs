@@ -1,0 +1,39 @@
+//! Unix lock locations and permissions.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The system-wide directory of data directory locks: `/run/lock/ctxd` where the system has
+/// `/run/lock` (the FHS place for lock files, shared by every user and untouched by systemd's
+/// `PrivateTmp`), else `/tmp/ctxd-locks`. It depends on nothing a daemon is started with.
+pub(super) fn lock_dir() -> PathBuf {
+    if Path::new("/run/lock").is_dir() {
+        PathBuf::from("/run/lock/ctxd")
+    } else {
+        PathBuf::from("/tmp/ctxd-locks")
+    }
+}
+
+/// Creates the lock directory world-writable with the sticky bit (like `/tmp`), so daemons of
+/// every user can create their lock files and none can delete another's.
+pub(super) fn ensure_lock_dir(dir: &Path) -> io::Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(0o1777)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub(super) fn open_lock_file(path: &Path) -> io::Result<File> {
+    super::open_rw_or_ro(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644),
+    )
+}

@@ -1,0 +1,35 @@
+//! The `ctxd` binary: `ctxd serve` runs the daemon, every other subcommand is a client.
+
+use clap::Parser;
+use ctxd::cli::{self, Cli, Command};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging(args.log_level.as_deref());
+            cli::serve(cli.global.socket, args)
+        }
+        command => cli::client(cli.global, command),
+    }
+}
+
+/// Logs go to stderr; `--log-level` wins over `RUST_LOG`, and the default is `info`.
+fn init_logging(level: Option<&str>) {
+    let filter = match level {
+        Some(level) => EnvFilter::try_new(level),
+        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
+    }
+    .unwrap_or_else(|e| {
+        eprintln!("ctxd: invalid log level ({e}); using info");
+        EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

@@ -1,0 +1,103 @@
+//! What every connection shares: the store handle, the lifecycle state, the shutdown signal
+//! and the counters `status` reports.
+
+use crate::shutdown::Shutdown;
+use crate::storage::Store;
+use ctxd_proto::State;
+use interprocess::local_socket::tokio::Stream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// State shared by the server and its sessions.
+pub struct Shared {
+    /// The storage owner's handle.
+    pub store: Store,
+    /// The one shutdown signal.
+    pub shutdown: Shutdown,
+    /// The data directory (canonical).
+    pub data_dir: PathBuf,
+    /// The socket the daemon listens on.
+    pub socket: PathBuf,
+    /// The largest request line accepted.
+    pub max_frame: usize,
+    started: Instant,
+    state: watch::Sender<State>,
+    connections: AtomicU64,
+    /// Connections kept open until the very end of shutdown: a `shutdown` requester learns
+    /// that the daemon has closed everything when its connection finally closes.
+    held: Mutex<Vec<Arc<Stream>>>,
+}
+
+impl Shared {
+    /// Shared state for a daemon that is serving.
+    pub fn new(
+        store: Store,
+        shutdown: Shutdown,
+        data_dir: PathBuf,
+        socket: PathBuf,
+        max_frame: usize,
+    ) -> Shared {
+        Shared {
+            store,
+            shutdown,
+            data_dir,
+            socket,
+            max_frame,
+            started: Instant::now(),
+            state: watch::Sender::new(State::Serving),
+            connections: AtomicU64::new(0),
+            held: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The lifecycle state now.
+    pub fn state(&self) -> State {
+        *self.state.borrow()
+    }
+
+    /// Moves to another lifecycle state.
+    pub fn set_state(&self, state: State) {
+        self.state.send_replace(state);
+    }
+
+    /// Seconds since start.
+    pub fn uptime_s(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Open client connections.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection for as long as the returned guard lives.
+    pub fn connection_opened(&self) -> ConnectionGuard<'_> {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self)
+    }
+
+    /// Keeps `stream` open until [`Shared::release_held`].
+    pub fn hold_until_exit(&self, stream: Arc<Stream>) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(stream);
+    }
+
+    /// Closes the connections kept by [`Shared::hold_until_exit`]: the last step of shutdown.
+    pub fn release_held(&self) {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// Decrements the connection count on drop.
+pub struct ConnectionGuard<'a>(&'a Shared);
+
+impl Drop for ConnectionGuard<'_> {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,550 @@
+//! Every operation of protocol 1: its parameters, its result, and the [`Call`] trait that ties
+//! the two together.
+//!
+//! Parameter structs reject unknown fields (a typo never passes silently). Result structs accept
+//! unknown fields, so a newer daemon may add result fields without breaking older clients.
+
+use crate::filter::Filter;
+use crate::types::{
+    CheckDetails, CollectionInfo, Distance, Document, Field, FileEntry, Hit, Lease, SearchMode,
+    SnapshotFile, State, Tokenizer, UnixMillis, Weights,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// One operation with its parameters: the `op` field of a request selects the variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Operation {
+    /// Version handshake.
+    Hello(Hello),
+    /// Liveness probe.
+    Ping(Ping),
+    /// Lifecycle state, cheap.
+    Health(Health),
+    /// Everything an operator wants to know.
+    Status(Status),
+    /// Create a collection.
+    CreateCollection(CreateCollection),
+    /// List collections.
+    ListCollections(ListCollections),
+    /// Describe one collection.
+    GetCollection(GetCollection),
+    /// Delete a collection and its documents.
+    DropCollection(DropCollection),
+    /// Insert or replace documents.
+    Upsert(Upsert),
+    /// Delete documents by id and/or filter.
+    Delete(Delete),
+    /// Read documents by id and/or filter.
+    Get(Get),
+    /// Count documents, optionally filtered.
+    Count(Count),
+    /// Lexical, vector or hybrid search.
+    Search(Search),
+    /// Close every file under a lease.
+    Release(Release),
+    /// Extend a lease.
+    Renew(Renew),
+    /// End a lease (or all) and reopen when none is left.
+    Resume(Resume),
+    /// Write a consistent copy of the data directory.
+    Snapshot(Snapshot),
+    /// Verify both stores and their agreement.
+    Check(Check),
+    /// Stop the daemon as on SIGTERM.
+    Shutdown(Shutdown),
+}
+
+impl Operation {
+    /// Every operation name of protocol 1, as written in `op`.
+    pub const NAMES: [&'static str; 19] = [
+        "hello",
+        "ping",
+        "health",
+        "status",
+        "create_collection",
+        "list_collections",
+        "get_collection",
+        "drop_collection",
+        "upsert",
+        "delete",
+        "get",
+        "count",
+        "search",
+        "release",
+        "renew",
+        "resume",
+        "snapshot",
+        "check",
+        "shutdown",
+    ];
+
+    /// The operation's name, as written in `op`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::Hello(_) => Hello::OP,
+            Operation::Ping(_) => Ping::OP,
+            Operation::Health(_) => Health::OP,
+            Operation::Status(_) => Status::OP,
+            Operation::CreateCollection(_) => CreateCollection::OP,
+            Operation::ListCollections(_) => ListCollections::OP,
+            Operation::GetCollection(_) => GetCollection::OP,
+            Operation::DropCollection(_) => DropCollection::OP,
+            Operation::Upsert(_) => Upsert::OP,
+            Operation::Delete(_) => Delete::OP,
+            Operation::Get(_) => Get::OP,
+            Operation::Count(_) => Count::OP,
+            Operation::Search(_) => Search::OP,
+            Operation::Release(_) => Release::OP,
+            Operation::Renew(_) => Renew::OP,
+            Operation::Resume(_) => Resume::OP,
+            Operation::Snapshot(_) => Snapshot::OP,
+            Operation::Check(_) => Check::OP,
+            Operation::Shutdown(_) => Shutdown::OP,
+        }
+    }
+}
+
+/// A request's parameters together with the type of its successful result.
+///
+/// Clients send `C` and decode the reply as `C::Output`; the daemon decodes an [`Operation`]
+/// and answers with the matching output.
+pub trait Call: Into<Operation> + Serialize {
+    /// The operation's name (`op`).
+    const OP: &'static str;
+    /// The successful result.
+    type Output: Serialize + DeserializeOwned;
+}
+
+macro_rules! calls {
+    ($($params:ident => $output:ty, $op:literal;)*) => {$(
+        impl Call for $params {
+            const OP: &'static str = $op;
+            type Output = $output;
+        }
+        impl From<$params> for Operation {
+            fn from(params: $params) -> Operation {
+                Operation::$params(params)
+            }
+        }
+    )*};
+}
+
+calls! {
+    Hello => HelloResult, "hello";
+    Ping => Empty, "ping";
+    Health => HealthResult, "health";
+    Status => StatusResult, "status";
+    CreateCollection => CollectionResult, "create_collection";
+    ListCollections => ListCollectionsResult, "list_collections";
+    GetCollection => CollectionResult, "get_collection";
+    DropCollection => DropCollectionResult, "drop_collection";
+    Upsert => UpsertResult, "upsert";
+    Delete => DeleteResult, "delete";
+    Get => GetResult, "get";
+    Count => CountResult, "count";
+    Search => SearchResult, "search";
+    Release => ReleaseResult, "release";
+    Renew => RenewResult, "renew";
+    Resume => ResumeResult, "resume";
+    Snapshot => SnapshotResult, "snapshot";
+    Check => CheckResult, "check";
+    Shutdown => Empty, "shutdown";
+}
+
+/// The result of operations that return nothing but success (`ping`, `shutdown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Empty {}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+
+/// `hello`: the version handshake a client sends first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    /// The protocol version the client speaks ([`crate::PROTOCOL_VERSION`]).
+    pub protocol: u32,
+    /// The client's name and version, for the daemon's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+}
+
+/// `ping`: no parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ping {}
+
+/// `health`: no parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {}
+
+/// `status`: no parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Status {}
+
+/// `create_collection`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCollection {
+    /// 1–64 characters of `[A-Za-z0-9_.-]`, not starting with `.`.
+    pub name: String,
+    /// Vector length, 1–4096.
+    pub dimension: u32,
+    /// Default `cosine`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance: Option<Distance>,
+    /// Default `porter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<Tokenizer>,
+    /// Succeed (returning the existing collection) when it already exists with the same
+    /// settings, instead of failing with `collection_exists`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub if_not_exists: bool,
+}
+
+/// `list_collections`: no parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListCollections {}
+
+/// `get_collection`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetCollection {
+    /// The collection's name.
+    pub name: String,
+}
+
+/// `drop_collection`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropCollection {
+    /// The collection's name.
+    pub name: String,
+}
+
+/// `upsert`: insert or replace whole documents, atomically.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upsert {
+    /// The collection's name.
+    pub collection: String,
+    /// The documents; each carries `text`, `vector` or both.
+    pub documents: Vec<Document>,
+}
+
+/// `delete`: by ids, by filter, or both (a document must match both to be deleted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delete {
+    /// The collection's name.
+    pub collection: String,
+    /// Documents to delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<String>>,
+    /// Delete the documents that match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Filter>,
+}
+
+/// `get`: read documents by ids and/or filter, paged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Get {
+    /// The collection's name.
+    pub collection: String,
+    /// Documents to read (missing ids are skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<String>>,
+    /// Read the documents that match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Filter>,
+    /// Page size (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Documents to skip (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// Parts to return (default text and metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<Vec<Field>>,
+}
+
+/// `count`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Count {
+    /// The collection's name.
+    pub collection: String,
+    /// Count only the documents that match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Filter>,
+}
+
+/// `search`: lexical, vector or hybrid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Search {
+    /// The collection's name.
+    pub collection: String,
+    /// Query text (plain user text, never FTS5 syntax).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Query vector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
+    /// Number of hits, default 10, at most 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<u32>,
+    /// Only documents that match are ranked (pre-filtering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Filter>,
+    /// Omitted: hybrid when both `text` and `vector` are given, else the one given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<SearchMode>,
+    /// Parts to return with each hit (default text and metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<Vec<Field>>,
+    /// RRF constant (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rrf_k: Option<u32>,
+    /// Per-list RRF weights (default 1 and 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Weights>,
+    /// Rank the vector part by brute force over every vector (for measuring recall).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact: bool,
+    /// Vector search effort: how many candidates the approximate index examines per wanted
+    /// hit. Higher trades latency for recall; omitted uses the daemon's default, which is tuned
+    /// for recall@10 ≥ 0.95. Ignored where the search is exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<u32>,
+}
+
+/// `release`: close every handle into the data directory under a lease.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    /// A label for `status` (for example the backup tool's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// Lease length in seconds (default 600); the daemon resumes by itself when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_s: Option<u64>,
+    /// How long in-flight writes may take before the release fails with `busy` (default 30000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_ms: Option<u64>,
+}
+
+/// `renew`: extend a lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Renew {
+    /// The lease to extend.
+    pub lease_id: String,
+    /// New length in seconds, counted from now.
+    pub ttl_s: u64,
+}
+
+/// `resume`: end one lease (`lease_id`) or every lease (`all: true`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resume {
+    /// The lease to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<String>,
+    /// End every lease.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+}
+
+/// `snapshot`: write a consistent copy of the data directory to `dest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    /// A path that must not exist yet and must not be inside the data directory.
+    pub dest: String,
+}
+
+/// `check`: no parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {}
+
+/// `shutdown`: no parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shutdown {}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+/// Result of `hello`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloResult {
+    /// The protocol version the daemon speaks.
+    pub protocol: u32,
+    /// The daemon's version.
+    pub version: String,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// The daemon's state.
+    pub state: State,
+}
+
+/// Result of `health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthResult {
+    /// The daemon's state.
+    pub state: State,
+    /// Whether data operations are served now (state is `serving`).
+    pub ready: bool,
+}
+
+/// Result of `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusResult {
+    /// The daemon's version.
+    pub version: String,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// Seconds since the daemon started.
+    pub uptime_s: u64,
+    /// The daemon's state.
+    pub state: State,
+    /// The data directory (canonical path).
+    pub data_dir: String,
+    /// The socket (or pipe) the daemon listens on.
+    pub socket: String,
+    /// The last committed write's generation.
+    pub generation: u64,
+    /// Number of collections.
+    pub collections: u64,
+    /// Number of documents over all collections.
+    pub documents: u64,
+    /// Leases held.
+    pub leases: Vec<Lease>,
+    /// Handles the daemon holds into the data directory (files and memory maps); 0 while
+    /// released. `null` where the platform gives no way to count them.
+    pub open_files: Option<u64>,
+    /// Client connections open now (including the one asking).
+    pub connections: u64,
+    /// Why the daemon stays released or cannot serve, if it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// Result of `create_collection` and `get_collection`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionResult {
+    /// The collection.
+    pub collection: CollectionInfo,
+}
+
+/// Result of `list_collections`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListCollectionsResult {
+    /// Every collection, by name.
+    pub collections: Vec<CollectionInfo>,
+}
+
+/// Result of `drop_collection`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropCollectionResult {
+    /// Whether a collection was dropped.
+    pub dropped: bool,
+}
+
+/// Result of `upsert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpsertResult {
+    /// Documents written.
+    pub upserted: u64,
+    /// The generation this write committed as.
+    pub generation: u64,
+}
+
+/// Result of `delete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteResult {
+    /// Documents deleted.
+    pub deleted: u64,
+    /// The generation after this write.
+    pub generation: u64,
+}
+
+/// Result of `get`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GetResult {
+    /// The documents, with the included parts.
+    pub documents: Vec<Document>,
+}
+
+/// Result of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountResult {
+    /// Matching documents.
+    pub count: u64,
+}
+
+/// Result of `search`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResult {
+    /// Best first.
+    pub hits: Vec<Hit>,
+}
+
+/// Result of `release`: the lease, and what a backup should copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseResult {
+    /// The id `renew` and `resume` take.
+    pub lease_id: String,
+    /// When the lease ends by itself.
+    pub expires_at: UnixMillis,
+    /// The generation of the released files.
+    pub generation: u64,
+    /// Files to copy.
+    pub files: Vec<FileEntry>,
+    /// Files a copy should skip (relative paths), for example LMDB's `vectors/lock.mdb`.
+    pub exclude: Vec<String>,
+}
+
+/// Result of `renew`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewResult {
+    /// The lease's new end.
+    pub expires_at: UnixMillis,
+}
+
+/// Result of `resume`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeResult {
+    /// The state after the resume (`released` while other leases remain).
+    pub state: State,
+    /// Leases still held.
+    pub leases: Vec<Lease>,
+}
+
+/// Result of `snapshot`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotResult {
+    /// The snapshot directory.
+    pub path: String,
+    /// The generation the snapshot holds.
+    pub generation: u64,
+    /// Every file of the snapshot, with its checksum.
+    pub files: Vec<SnapshotFile>,
+}
+
+/// Result of `check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Whether every part passed.
+    pub ok: bool,
+    /// Each part's outcome.
+    pub details: CheckDetails,
+}

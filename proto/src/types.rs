@@ -1,0 +1,244 @@
+//! Values that appear inside requests and results: documents, collections, hits, leases.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A document's metadata: a JSON object whose values are strings, numbers, booleans or arrays
+/// of those (at most 64 KiB serialized).
+pub type Metadata = Map<String, Value>;
+
+/// Unix time in milliseconds (UTC), as used by every timestamp of the protocol.
+pub type UnixMillis = u64;
+
+/// How vectors of a collection are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Distance {
+    /// 1 − cosine similarity (the default).
+    #[default]
+    Cosine,
+    /// Straight-line (L2) distance.
+    Euclidean,
+    /// Negative dot product (for vectors whose length carries meaning).
+    Dot,
+    /// L1 distance.
+    Manhattan,
+}
+
+/// How the full-text index of a collection splits text into terms (FTS5 tokenizer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tokenizer {
+    /// `porter unicode61`: Unicode words with English stemming (the default).
+    #[default]
+    Porter,
+    /// `unicode61`: Unicode words, no stemming.
+    Unicode61,
+    /// `trigram`: substrings of three characters (for code, identifiers, CJK).
+    Trigram,
+}
+
+/// A part of a document a read may return (`include`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    /// The document's text.
+    Text,
+    /// The document's metadata object.
+    Metadata,
+    /// The document's vector.
+    Vector,
+}
+
+impl Field {
+    /// What a read returns when the request has no `include`: text and metadata.
+    pub const DEFAULT_INCLUDE: [Field; 2] = [Field::Text, Field::Metadata];
+}
+
+/// Which ranked lists a search computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMode {
+    /// FTS5 bm25 over the documents' text.
+    Lexical,
+    /// Nearest neighbours of the query vector.
+    Vector,
+    /// Both, fused with reciprocal rank fusion.
+    Hybrid,
+}
+
+/// Per-list weights of a hybrid search: score = Σ weightᵢ / (rrf_k + rankᵢ).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Weights {
+    /// Weight of the lexical list (default 1).
+    #[serde(default = "one")]
+    pub lexical: f64,
+    /// Weight of the vector list (default 1).
+    #[serde(default = "one")]
+    pub vector: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            lexical: 1.0,
+            vector: 1.0,
+        }
+    }
+}
+
+/// A document as written by `upsert` and returned by `get` and `search`.
+///
+/// On input a document carries `text`, `vector` or both; on output only the fields the
+/// request's `include` asked for are present.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    /// Unique within its collection: non-empty UTF-8, at most 512 bytes.
+    pub id: String,
+    /// Text indexed for full-text search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Exactly `dimension` finite numbers, indexed for vector search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
+    /// Free-form attributes that filters test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+}
+
+/// A collection's description.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionInfo {
+    /// 1–64 characters of `[A-Za-z0-9_.-]`, not starting with `.`.
+    pub name: String,
+    /// Length of every vector in the collection (1–4096).
+    pub dimension: u32,
+    /// How vectors are compared.
+    pub distance: Distance,
+    /// How text is split into terms.
+    pub tokenizer: Tokenizer,
+    /// Number of documents.
+    pub count: u64,
+}
+
+/// The rank a hit holds in each list of a search (1 = best), or `null` where the hit is not in
+/// that list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Ranks {
+    /// Rank in the lexical list.
+    pub lexical: Option<u32>,
+    /// Rank in the vector list.
+    pub vector: Option<u32>,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// The document's id.
+    pub id: String,
+    /// Higher is better: bm25 relevance (lexical), similarity (vector; for `euclidean` and
+    /// `manhattan` the negated distance), or the fused RRF score (hybrid).
+    pub score: f64,
+    /// The hit's rank in each list.
+    pub ranks: Ranks,
+    /// The document's text, when included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The document's metadata, when included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    /// The document's vector, when included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
+}
+
+/// The daemon's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Storage is open and every operation is served.
+    Serving,
+    /// Every handle into the data directory is closed under one or more leases.
+    Released,
+    /// A release is waiting for in-flight requests before closing storage.
+    Draining,
+    /// The daemon is shutting down.
+    Stopping,
+}
+
+impl State {
+    /// The state as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Serving => "serving",
+            State::Released => "released",
+            State::Draining => "draining",
+            State::Stopping => "stopping",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A release lease as listed by `status` and `resume`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The id `renew` and `resume` take.
+    pub lease_id: String,
+    /// The label the holder gave in `release`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// When the lease ends by itself and the daemon resumes.
+    pub expires_at: UnixMillis,
+}
+
+/// A file of a released data directory, relative to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the data directory, `/`-separated.
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// A file of a snapshot, relative to the snapshot directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotFile {
+    /// Path relative to the snapshot directory, `/`-separated.
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the content, lowercase hex.
+    pub sha256: String,
+}
+
+/// The outcome of one part of a `check`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// Whether this part passed.
+    pub ok: bool,
+    /// What was found wrong (empty when `ok`).
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+/// The parts of a `check`: each store, and whether the two agree.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CheckDetails {
+    /// SQLite `integrity_check` and FTS5 `integrity-check`.
+    pub text: CheckReport,
+    /// Every vector index opens and reads.
+    pub vectors: CheckReport,
+    /// Both stores hold the same documents at the same generation.
+    pub consistency: CheckReport,
+}
