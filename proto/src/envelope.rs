@@ -121,19 +121,18 @@ impl Request {
                 ));
             }
         };
-        if !Operation::NAMES.contains(&name.as_str()) {
-            return Err(reject(
-                id,
-                ErrorCode::UnknownOp,
-                format!("unknown operation `{name}`"),
-            ));
-        }
-        match Operation::deserialize(Value::Object(object)) {
-            Ok(op) => Ok(Request { id, op, wait_ms }),
-            Err(e) => Err(reject(
+        object.remove("op");
+        match Operation::from_params(&name, object) {
+            Some(Ok(op)) => Ok(Request { id, op, wait_ms }),
+            Some(Err(e)) => Err(reject(
                 id,
                 ErrorCode::BadRequest,
                 format!("invalid `{name}` request: {e}"),
+            )),
+            None => Err(reject(
+                id,
+                ErrorCode::UnknownOp,
+                format!("unknown operation `{name}`"),
             )),
         }
     }

@@ -55,7 +55,7 @@
 //! > {"id":5,"op":"serch"}
 //! < {"id":5,"ok":false,"error":{"code":"unknown_op","message":"unknown operation `serch`"}}
 //! > {"id":6,"op":"ping","verbose":true}
-//! < {"id":6,"ok":false,"error":{"code":"bad_request","message":"invalid `ping` request: unknown field `verbose`, expected nothing"}}
+//! < {"id":6,"ok":false,"error":{"code":"bad_request","message":"invalid `ping` request: unknown field `verbose`, there are no fields"}}
 //! > {"id":7,"op":"ping"}
 //! < {"id":7,"ok":true}
 //! ```

@@ -2,7 +2,9 @@
 //! the two together.
 //!
 //! Parameter structs reject unknown fields (a typo never passes silently). Result structs accept
-//! unknown fields, so a newer daemon may add result fields without breaking older clients.
+//! unknown fields, so a newer daemon may add result fields without breaking older clients; the
+//! exception is [`Document`], whose fields protocol 1 fixes, because upsert input and read output
+//! share it.
 
 use crate::filter::Filter;
 use crate::types::{
@@ -118,7 +120,24 @@ pub trait Call: Into<Operation> + Serialize {
 }
 
 macro_rules! calls {
-    ($($params:ident => $output:ty, $op:literal;)*) => {$(
+    ($($params:ident => $output:ty, $op:literal;)*) => {
+        impl Operation {
+            /// Decodes the parameters of the operation `name` from a request object (without
+            /// `id`, `op` and `wait_ms`). The error names the offending field, e.g.
+            /// ``dimension: invalid type: string "x", expected u32``. `None` if `name` is not an
+            /// operation.
+            pub fn from_params(
+                name: &str,
+                params: serde_json::Map<String, serde_json::Value>,
+            ) -> Option<Result<Operation, String>> {
+                let params = serde_json::Value::Object(params);
+                Some(match name {
+                    $($op => decode_params::<$params>(params).map(Operation::$params),)*
+                    _ => return None,
+                })
+            }
+        }
+        $(
         impl Call for $params {
             const OP: &'static str = $op;
             type Output = $output;
@@ -129,6 +148,25 @@ macro_rules! calls {
             }
         }
     )*};
+}
+
+fn decode_params<T: DeserializeOwned>(params: serde_json::Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(params).map_err(|e| {
+        let message = e.inner().to_string();
+        let mut path = e.path().to_string();
+        if message.starts_with("unknown field") {
+            // The path ends with the unknown key, which the message already names: keep only
+            // where it was found.
+            path = path
+                .rsplit_once('.')
+                .map_or(String::new(), |(parent, _)| parent.to_owned());
+        }
+        if path.is_empty() || path == "." {
+            message
+        } else {
+            format!("`{path}`: {message}")
+        }
+    })
 }
 
 calls! {
@@ -541,10 +579,13 @@ pub struct SnapshotResult {
 }
 
 /// Result of `check`.
+///
+/// The verdict is `passed`, not `ok` as in DESIGN §6: result fields sit beside the envelope's
+/// own `ok`, which says whether the check could run at all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
     /// Whether every part passed.
-    pub ok: bool,
+    pub passed: bool,
     /// Each part's outcome.
     pub details: CheckDetails,
 }

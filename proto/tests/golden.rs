@@ -28,19 +28,6 @@ use std::path::{Path, PathBuf};
 // ---------------------------------------------------------------------------------------------
 // Known problems
 
-/// Response fixtures that describe the wire form a pending fix to `proto/src` should produce and
-/// that do not round-trip yet, each with the reason. The golden test requires these to *fail*,
-/// so whoever fixes the bug is told to remove the entry (strict expected failure).
-///
-/// `check`: [`ctxd_proto::CheckResult`] has a field `ok`, which `Response`'s success form
-/// flattens next to the envelope's own `ok`, so every `check` reply is written with two `"ok"`
-/// keys and cannot be decoded (see [`check_result_collides_with_the_envelope_ok`]). The fixtures
-/// show the suggested fix: the verdict on the wire as `passed`.
-const KNOWN_BROKEN_RESPONSES: &[(&str, &str)] = &[(
-    "check",
-    "CheckResult.ok collides with the envelope's `ok` (suggested wire name: `passed`)",
-)];
-
 // ---------------------------------------------------------------------------------------------
 // Every operation, by its parameter type
 
@@ -397,20 +384,7 @@ fn response_fixtures_round_trip() {
         let op = op_of(fixture);
         let check =
             success_check(op).unwrap_or_else(|| panic!("{}: no dispatch for `{op}`", fixture.file));
-        let outcome = check(fixture);
-        match (
-            KNOWN_BROKEN_RESPONSES
-                .iter()
-                .find(|(broken, _)| *broken == op),
-            outcome,
-        ) {
-            (None, outcome) => outcome,
-            (Some(_), Err(_)) => Ok(()),
-            (Some((_, why)), Ok(())) => Err(format!(
-                "{}: round-trips now, remove `{op}` from KNOWN_BROKEN_RESPONSES ({why})",
-                fixture.file
-            )),
-        }
+        check(fixture)
     });
 }
 
@@ -510,33 +484,6 @@ fn error_fixtures_carry_their_details() {
         let expected: BTreeSet<&str> = expected_details.iter().copied().collect();
         assert_eq!(details, expected, "errors/{code}.json: unexpected details");
     }
-}
-
-/// The bug behind [`KNOWN_BROKEN_RESPONSES`], shown without fixtures: a `check` reply is
-/// written with two `ok` keys and then does not decode. When this test fails, the bug is fixed:
-/// delete this test and the `check` entry of `KNOWN_BROKEN_RESPONSES`.
-#[test]
-fn check_result_collides_with_the_envelope_ok() {
-    let reply = Response {
-        id: Some(24.into()),
-        outcome: Ok(ctxd_proto::CheckResult {
-            ok: false,
-            details: ctxd_proto::CheckDetails::default(),
-        }),
-    };
-    let line = serde_json::to_string(&reply).expect("a check reply serializes");
-    let duplicate = serde_json::from_str::<StrictValue>(&line)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    assert!(
-        duplicate.contains("duplicate key `ok`"),
-        "the envelope and the result each write `ok`: {line}"
-    );
-    assert!(
-        serde_json::from_str::<Response<ctxd_proto::CheckResult>>(&line).is_err(),
-        "a check reply decodes again, so the collision is fixed: {line}"
-    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -643,16 +590,19 @@ fn unknown_fields_are_bad_requests_that_keep_the_id() {
 
 #[test]
 fn mistyped_and_missing_fields_are_bad_requests() {
-    // For a mistyped value serde's message names the operation and the value but not the field,
-    // so only the code, the id and what the message does name are checked.
+    // The message names the operation and the offending field (and value, where serde has it).
     let cases = [
         (
             r#"{"id":4,"op":"create_collection","name":"notes","dimension":"x"}"#,
-            "`create_collection`",
+            "`dimension`",
         ),
         (
             r#"{"id":4,"op":"search","collection":"notes","text":"otter","k":-1}"#,
-            "-1",
+            "`k`",
+        ),
+        (
+            r#"{"id":4,"op":"upsert","collection":"c","documents":[{"id":"a","vector":[1,"x"]}]}"#,
+            "`documents[0].vector[1]`",
         ),
         (
             r#"{"id":4,"op":"search","collection":"notes","mode":"semantic"}"#,
@@ -662,7 +612,7 @@ fn mistyped_and_missing_fields_are_bad_requests() {
             r#"{"id":4,"op":"get","collection":"notes","include":["text","embedding"]}"#,
             "`embedding`",
         ),
-        (r#"{"id":4,"op":"hello","protocol":"1"}"#, "`hello`"),
+        (r#"{"id":4,"op":"hello","protocol":"1"}"#, "`protocol`"),
         (r#"{"id":4,"op":"get_collection"}"#, "`name`"),
         (r#"{"id":4,"op":"renew","lease_id":"lease-1"}"#, "`ttl_s`"),
     ];
