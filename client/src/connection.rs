@@ -44,11 +44,18 @@ impl Connection {
     pub(crate) async fn round_trip(&mut self, mut line: Vec<u8>) -> io::Result<Vec<u8>> {
         line.push(b'\n');
         let mut writer = &*self.stream;
-        writer.write_all(&line).await?;
-        writer.flush().await?;
+        let written = match writer.write_all(&line).await {
+            Ok(()) => writer.flush().await,
+            Err(e) => Err(e),
+        };
         let mut reply = Vec::new();
-        self.read_line(&mut reply).await?;
-        Ok(reply)
+        match (written, self.read_line(&mut reply).await) {
+            (_, Ok(())) => Ok(reply),
+            // The daemon may refuse a connection (`permission_denied`) and close it before our
+            // request arrives: its reply is still there to read, and says more than EPIPE.
+            (Err(write_error), Err(_)) => Err(write_error),
+            (Ok(()), Err(read_error)) => Err(read_error),
+        }
     }
 
     /// Reads one line; end of stream before a full line is an error.

@@ -251,6 +251,13 @@ impl Client {
         };
         let reply: Response<C::Output> = serde_json::from_slice(&reply)
             .map_err(|e| Error::Protocol(format!("unreadable reply to `{}`: {e}", C::OP)))?;
+        // Errors about the connection itself (`permission_denied` on connect,
+        // `frame_too_large`) come before the daemon could read an id: they carry `null`.
+        if reply.id.is_none()
+            && let Err(error) = reply.outcome
+        {
+            return Err(error.into());
+        }
         if reply.id.as_ref() != Some(&id) {
             return Err(Error::Protocol(format!(
                 "reply to `{}` carries id {:?}, expected {id}",

@@ -1,1 +1,13 @@
-//! e2e
+//! End-to-end tests: every test starts its own real `ctxd serve` process on its own socket and
+//! temporary data directory, and talks to it through the client crate, raw JSON lines, or the
+//! `ctxd` binary. Readiness comes from the daemon's `READY=1` notification, never from a sleep.
+
+#![cfg(unix)]
+
+mod cli;
+mod lifecycle;
+mod load;
+mod locking;
+mod permissions;
+mod protocol;
+mod support;
