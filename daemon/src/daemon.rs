@@ -1,7 +1,7 @@
 //! The daemon's life: take the lock, bind, open storage, serve, and stop in one order.
 //!
 //! Every way of stopping (SIGTERM, SIGINT, the `shutdown` operation, a Windows service stop)
-//! triggers the same [`Shutdown`], after which [`run`] walks one sequence:
+//! triggers the same `Shutdown` signal, after which [`run`] walks one sequence:
 //!
 //! 1. stop accepting connections and reading new requests;
 //! 2. let in-flight requests finish (bounded by `drain_timeout`);
