@@ -112,7 +112,9 @@ pub fn lock_data_dir(canonical: &Path) -> Result<PidLock, LockError> {
     PidLock::acquire(&path, &format!("data directory {}", canonical.display()))
 }
 
-/// Takes the lock that guards a socket path against a second daemon binding it.
+/// Takes the lock that guards a socket path against a second daemon binding it. Unix only: a
+/// Windows named pipe is exclusive by itself.
+#[cfg(unix)]
 pub fn lock_socket(socket: &Path) -> Result<PidLock, LockError> {
     let mut name = socket.as_os_str().to_owned();
     name.push(".lock");
