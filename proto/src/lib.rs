@@ -89,6 +89,7 @@
 mod envelope;
 mod error;
 pub mod filter;
+pub mod limits;
 pub mod ops;
 pub mod types;
 
