@@ -7,8 +7,10 @@
 //! using a handle when it closes.
 
 mod error;
+pub mod filter_sql;
 pub mod manifest;
 pub mod text;
+pub mod vector_set;
 pub mod vectors;
 
 pub use error::StorageError;

@@ -1,0 +1,1 @@
+//! Metadata filters compiled to SQL, and evaluated in Rust.
