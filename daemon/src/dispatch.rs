@@ -3,6 +3,7 @@
 use crate::error::Error;
 use crate::shared::Shared;
 use crate::shutdown::Reason;
+use crate::storage::StorageError;
 use ctxd_proto::{
     Empty, ErrorBody, ErrorCode, HealthResult, Hello, HelloResult, Operation, PROTOCOL_VERSION,
     Request, RequestId, Response, State, StatusResult,
@@ -43,22 +44,32 @@ pub async fn handle(shared: &Shared, request: Request) -> (Vec<u8>, After) {
             after = After::HoldUntilExit;
             encode(id, Ok(Empty {}))
         }
-        Operation::CreateCollection(_)
-        | Operation::ListCollections(_)
-        | Operation::GetCollection(_)
-        | Operation::DropCollection(_)
-        | Operation::Upsert(_)
-        | Operation::Delete(_)
-        | Operation::Get(_)
-        | Operation::Count(_)
-        | Operation::Search(_)
-        | Operation::Release(_)
+        Operation::CreateCollection(params) => {
+            encode(id, storage(shared.store.create_collection(params).await))
+        }
+        Operation::DropCollection(params) => {
+            encode(id, storage(shared.store.drop_collection(params).await))
+        }
+        Operation::Upsert(params) => encode(id, storage(shared.store.upsert(params).await)),
+        Operation::Delete(params) => encode(id, storage(shared.store.delete(params).await)),
+        Operation::ListCollections(_) => encode(id, storage(shared.store.list_collections().await)),
+        Operation::GetCollection(params) => {
+            encode(id, storage(shared.store.get_collection(params.name).await))
+        }
+        Operation::Get(params) => encode(id, storage(shared.store.get(params).await)),
+        Operation::Count(params) => encode(id, storage(shared.store.count(params).await)),
+        Operation::Search(params) => encode(id, storage(shared.store.search(params).await)),
+        Operation::Release(_)
         | Operation::Renew(_)
         | Operation::Resume(_)
         | Operation::Snapshot(_)
         | Operation::Check(_) => encode::<Empty>(id, Err(Error::NotProvided { op })),
     };
     (line, after)
+}
+
+fn storage<T>(result: Result<T, StorageError>) -> Result<T, Error> {
+    Ok(result?)
 }
 
 fn handle_hello(shared: &Shared, hello: &Hello) -> Result<HelloResult, Error> {

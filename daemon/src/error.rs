@@ -30,8 +30,20 @@ impl Error {
         match self {
             Error::NotProvided { .. } => ErrorCode::UnknownOp,
             Error::UnsupportedProtocol { .. } => ErrorCode::UnsupportedProtocol,
-            Error::Storage(StorageError::Closed) => ErrorCode::ShuttingDown,
-            Error::Storage(_) => ErrorCode::Storage,
+            Error::Storage(e) => match e {
+                StorageError::Closed => ErrorCode::ShuttingDown,
+                StorageError::CollectionNotFound(_) => ErrorCode::CollectionNotFound,
+                StorageError::CollectionExists { .. } => ErrorCode::CollectionExists,
+                StorageError::DimensionMismatch { .. } => ErrorCode::DimensionMismatch,
+                StorageError::InvalidVector { .. } => ErrorCode::InvalidVector,
+                StorageError::Invalid(_) => ErrorCode::BadRequest,
+                StorageError::Sqlite(_)
+                | StorageError::Lmdb(_)
+                | StorageError::Io { .. }
+                | StorageError::Format { .. }
+                | StorageError::Corrupt(_)
+                | StorageError::CloseTimeout(_) => ErrorCode::Storage,
+            },
         }
     }
 
@@ -41,6 +53,14 @@ impl Error {
         match self {
             Error::UnsupportedProtocol { .. } => {
                 body.with_detail("supported", vec![PROTOCOL_VERSION])
+            }
+            Error::Storage(StorageError::DimensionMismatch {
+                expected, received, ..
+            }) => body
+                .with_detail("expected", *expected)
+                .with_detail("received", *received),
+            Error::Storage(StorageError::InvalidVector { position, .. }) => {
+                body.with_detail("position", *position)
             }
             _ => body,
         }

@@ -30,6 +30,43 @@ pub enum StorageError {
         /// What is wrong with it.
         message: String,
     },
+    /// The stores hold something this build cannot make sense of.
+    #[error("storage is inconsistent: {0}")]
+    Corrupt(String),
+    /// The named collection does not exist.
+    #[error("collection `{0}` does not exist")]
+    CollectionNotFound(String),
+    /// `create_collection` named an existing collection.
+    #[error("collection `{name}` already exists ({settings})")]
+    CollectionExists {
+        /// The collection.
+        name: String,
+        /// Its settings, for the message.
+        settings: String,
+    },
+    /// A vector's length is not the collection's dimension.
+    #[error("{what} has {received} dimensions, collection `{collection}` expects {expected}")]
+    DimensionMismatch {
+        /// What carried the vector (`vector of document "a"`, `query vector`).
+        what: String,
+        /// The collection.
+        collection: String,
+        /// The collection's dimension.
+        expected: u32,
+        /// The vector's length.
+        received: usize,
+    },
+    /// A vector holds NaN or an infinity.
+    #[error("{what} holds a non-finite value at position {position}")]
+    InvalidVector {
+        /// What carried the vector.
+        what: String,
+        /// Index of the first bad value.
+        position: usize,
+    },
+    /// The request is well-formed but asks for something invalid.
+    #[error("{0}")]
+    Invalid(String),
     /// The LMDB environment did not close in time (a read transaction is still open).
     #[error("the vector store did not close within {0:?}")]
     CloseTimeout(std::time::Duration),

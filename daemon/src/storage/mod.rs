@@ -2,24 +2,48 @@
 //!
 //! One dedicated thread owns the SQLite connection ([`text`]), the LMDB environment
 //! ([`vectors`]) and reads `ctxd.json` ([`manifest`]). Everyone else holds a [`Store`], a cheap
-//! handle that sends commands to that thread and awaits the answer. "Close every file" is then
-//! one command, processed after every command sent before it, so nothing is in the middle of
-//! using a handle when it closes.
+//! handle. Writes are commands to that thread, committed in groups ([`writer`]); reads borrow
+//! read-only handles through a gate ([`reader`]) and run concurrently on tokio's blocking pool.
+//! "Close every file" is one command: the thread shuts the read gate, waits for reads in
+//! progress, and closes SQLite and LMDB; commands are processed in arrival order, so no write
+//! is half done when it closes.
 
+mod catalog;
+mod documents;
 mod error;
 pub mod filter_sql;
+mod fts;
 pub mod manifest;
+mod read;
+mod reader;
+mod search;
 pub mod text;
+mod validate;
 pub mod vector_set;
 pub mod vectors;
+mod writer;
 
 pub use error::StorageError;
+use writer::{WriteOp, Written};
 
+use catalog::Catalog;
+use ctxd_proto::{
+    CollectionResult, Count, CountResult, CreateCollection, Delete, DeleteResult, DropCollection,
+    DropCollectionResult, Get, GetResult, ListCollectionsResult, Search, SearchResult, Upsert,
+    UpsertResult,
+};
+use reader::{ReadGate, ReadLease, ReadSide, SharedVectorSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::thread;
 use text::TextStore;
 use tokio::sync::{mpsc, oneshot};
+use vector_set::VectorSet;
 use vectors::VectorStore;
+
+/// The most write requests committed together in one group (one fsync pair).
+const MAX_GROUP: usize = 64;
 
 /// Counts `status` reports.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,7 +59,7 @@ pub struct Stats {
 type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
 
 enum Command {
-    Stats(Reply<Stats>),
+    Write(WriteOp, Reply<Written>),
     Close(Reply<()>),
 }
 
@@ -44,6 +68,7 @@ enum Command {
 #[derive(Clone)]
 pub struct Store {
     commands: mpsc::UnboundedSender<Command>,
+    gate: Arc<ReadGate>,
 }
 
 impl Store {
@@ -51,35 +76,121 @@ impl Store {
     pub async fn open(data_dir: PathBuf) -> Result<Store, StorageError> {
         let (commands, inbox) = mpsc::unbounded_channel();
         let (opened_tx, opened_rx) = oneshot::channel();
-        let dir = data_dir.clone();
+        let gate = Arc::new(ReadGate::default());
+        let thread_gate = Arc::clone(&gate);
         thread::Builder::new()
             .name("ctxd-storage".to_owned())
-            .spawn(move || match Storage::open(&dir) {
+            .spawn(move || match Storage::open(&data_dir) {
                 Ok(storage) => {
+                    thread_gate.open(Arc::clone(&storage.side));
                     let _ = opened_tx.send(Ok(()));
-                    run(Some(storage), inbox);
+                    run(Some(storage), &thread_gate, inbox);
                 }
                 Err(e) => {
                     let _ = opened_tx.send(Err(e));
                 }
             })
-            .map_err(StorageError::io(
-                "cannot start the storage thread for",
-                &data_dir,
-            ))?;
+            .map_err(StorageError::io("cannot start the storage thread", "."))?;
         opened_rx.await.map_err(|_| StorageError::Closed)??;
-        Ok(Store { commands })
+        Ok(Store { commands, gate })
     }
 
     /// The counts `status` reports; [`StorageError::Closed`] while closed.
     pub async fn stats(&self) -> Result<Stats, StorageError> {
-        self.ask(Command::Stats).await
+        let side = self.gate.enter()?;
+        let catalog = side.catalog();
+        Ok(Stats {
+            generation: side.generation(),
+            collections: catalog.len() as u64,
+            documents: catalog.documents(),
+        })
     }
 
-    /// Closes every file: checkpoints and closes SQLite, then closes LMDB and waits until it
-    /// has unmapped its files. Closing a closed store does nothing.
+    /// `create_collection`.
+    pub async fn create_collection(
+        &self,
+        params: CreateCollection,
+    ) -> Result<CollectionResult, StorageError> {
+        match self.write(WriteOp::CreateCollection(params)).await? {
+            Written::Collection(collection) => Ok(CollectionResult { collection }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `drop_collection`.
+    pub async fn drop_collection(
+        &self,
+        params: DropCollection,
+    ) -> Result<DropCollectionResult, StorageError> {
+        match self.write(WriteOp::DropCollection(params)).await? {
+            Written::Dropped(dropped) => Ok(DropCollectionResult { dropped }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `upsert`: returns once the batch is durable in both stores.
+    pub async fn upsert(&self, params: Upsert) -> Result<UpsertResult, StorageError> {
+        match self.write(WriteOp::Upsert(params)).await? {
+            Written::Upserted(result) => Ok(result),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `delete`: returns once the deletion is durable in both stores.
+    pub async fn delete(&self, params: Delete) -> Result<DeleteResult, StorageError> {
+        match self.write(WriteOp::Delete(params)).await? {
+            Written::Deleted(result) => Ok(result),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Commits one write (grouped with concurrent writes); returns after both stores committed.
+    async fn write(&self, op: WriteOp) -> Result<Written, StorageError> {
+        self.ask(|reply| Command::Write(op, reply)).await
+    }
+
+    /// `list_collections`.
+    pub async fn list_collections(&self) -> Result<ListCollectionsResult, StorageError> {
+        self.read(|side| Ok(read::list_collections(side))).await
+    }
+
+    /// `get_collection`.
+    pub async fn get_collection(&self, name: String) -> Result<CollectionResult, StorageError> {
+        self.read(move |side| read::get_collection(side, &name))
+            .await
+    }
+
+    /// `get`.
+    pub async fn get(&self, params: Get) -> Result<GetResult, StorageError> {
+        self.read(move |side| read::get(side, &params)).await
+    }
+
+    /// `count`.
+    pub async fn count(&self, params: Count) -> Result<CountResult, StorageError> {
+        self.read(move |side| read::count(side, &params)).await
+    }
+
+    /// `search`.
+    pub async fn search(&self, params: Search) -> Result<SearchResult, StorageError> {
+        self.read(move |side| search::search(side, &params)).await
+    }
+
+    /// Closes every file: shuts the read gate and waits for reads in progress, checkpoints and
+    /// closes SQLite, then closes LMDB and waits until it has unmapped its files. Closing a
+    /// closed store does nothing.
     pub async fn close(&self) -> Result<(), StorageError> {
         self.ask(Command::Close).await
+    }
+
+    /// Runs a read on the blocking pool with a lent read side.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ReadLease) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let lease = self.gate.enter()?;
+        tokio::task::spawn_blocking(move || f(&lease))
+            .await
+            .map_err(|e| StorageError::Corrupt(format!("a read panicked: {e}")))?
     }
 
     async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, StorageError> {
@@ -91,10 +202,21 @@ impl Store {
     }
 }
 
-/// The open files of a data directory.
+/// The writer answered with the result of another kind of write: a bug.
+fn unexpected(written: Written) -> StorageError {
+    StorageError::Corrupt(format!(
+        "a write produced an unexpected result: {written:?}"
+    ))
+}
+
+/// The open files of a data directory, owned by the storage thread.
 struct Storage {
     text: TextStore,
     vectors: VectorStore,
+    side: Arc<ReadSide>,
+    /// Set when a group committed in SQLite but not in LMDB: writes stop until a restart
+    /// replays the journal.
+    broken: Option<String>,
 }
 
 impl Storage {
@@ -103,50 +225,165 @@ impl Storage {
         manifest::load_or_create(data_dir, fresh)?;
         let text = TextStore::open(data_dir)?;
         let vectors = VectorStore::open(data_dir)?;
-        let storage = Storage { text, vectors };
-        let stats = storage.text.stats()?;
-        let vector_generation = storage.vectors.generation()?;
-        tracing::info!(
-            data_dir = %data_dir.display(),
-            generation = stats.generation,
-            vector_generation,
-            collections = stats.collections,
-            documents = stats.documents,
-            "storage open"
-        );
-        Ok(storage)
+        let generation = replay(&text, &vectors)?;
+        let catalog = Catalog::load(text.conn())?;
+        let sets = load_sets(&catalog, &vectors)?;
+        let side = Arc::new(ReadSide::new(
+            vectors.reader(),
+            catalog,
+            sets,
+            generation,
+            text.path().to_owned(),
+        ));
+        {
+            let catalog = side.catalog();
+            tracing::info!(
+                data_dir = %data_dir.display(),
+                generation,
+                collections = catalog.len(),
+                documents = catalog.documents(),
+                "storage open"
+            );
+        }
+        Ok(Storage {
+            text,
+            vectors,
+            side,
+            broken: None,
+        })
     }
 
-    /// Closes SQLite first (checkpoint, close), then LMDB; both are attempted even if the first
-    /// fails, and the first error is returned.
-    fn close(self) -> Result<(), StorageError> {
-        let text = self.text.close();
-        let vectors = self.vectors.close();
+    /// Shuts the read gate, waits for reads, then closes SQLite first (checkpoint, close) and
+    /// LMDB second; both are attempted even if the first fails, and the first error is
+    /// returned.
+    fn close(self, gate: &ReadGate) -> Result<(), StorageError> {
+        let lent = gate.close();
+        drop(lent);
+        let Storage {
+            text,
+            vectors,
+            side,
+            ..
+        } = self;
+        // The last reference: dropping it closes the pooled read connections and the LMDB
+        // reader handle, which must be gone before the checkpoint and the env close.
+        drop(side);
+        let text = text.close();
+        let vectors = vectors.close();
         text.and(vectors)
+    }
+
+    fn write_group(&mut self, group: Vec<(WriteOp, Reply<Written>)>) {
+        if let Some(problem) = &self.broken {
+            for (_, reply) in group {
+                let _ = reply.send(Err(StorageError::Corrupt(problem.clone())));
+            }
+            return;
+        }
+        let (ops, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        match writer::commit_group(&self.text, &self.vectors, &self.side, ops) {
+            Ok(results) => {
+                for (result, reply) in results.into_iter().zip(replies) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!("write failed: {e}");
+                if matches!(e, StorageError::Lmdb(_)) {
+                    self.broken = Some(format!(
+                        "the vector store failed after the text store committed ({e}); the \
+                         writes are journaled and will be applied when ctxd restarts"
+                    ));
+                }
+                let message = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StorageError::Corrupt(message.clone())));
+                }
+            }
+        }
     }
 }
 
-/// The storage thread's loop: one command at a time, in arrival order.
-fn run(mut storage: Option<Storage>, mut inbox: mpsc::UnboundedReceiver<Command>) {
-    while let Some(command) = inbox.blocking_recv() {
+/// Brings LMDB up to SQLite's generation by replaying the redo journal (after a crash between
+/// the two commits); returns the generation both stores now hold.
+fn replay(text: &TextStore, vectors: &VectorStore) -> Result<u64, StorageError> {
+    let text_generation = text::generation(text.conn())?;
+    let vector_generation = vectors.generation()?;
+    if vector_generation > text_generation {
+        return Err(StorageError::Corrupt(format!(
+            "the vector store is at generation {vector_generation} but the text store only at \
+             {text_generation}: the two were restored from different backups"
+        )));
+    }
+    if vector_generation < text_generation {
+        let changes = text::journal_since(text.conn(), vector_generation)?;
+        tracing::warn!(
+            from = vector_generation,
+            to = text_generation,
+            changes = changes.len(),
+            "replaying the redo journal into the vector store (the last run stopped between commits)"
+        );
+        vectors.commit(&changes, text_generation)?;
+    }
+    Ok(text_generation)
+}
+
+/// Builds every collection's in-memory vector set from LMDB.
+fn load_sets(
+    catalog: &Catalog,
+    vectors: &VectorStore,
+) -> Result<HashMap<u16, SharedVectorSet>, StorageError> {
+    let reader = vectors.reader();
+    let rtxn = reader.read_txn()?;
+    let mut sets = HashMap::new();
+    for collection in catalog.iter() {
+        let mut set = VectorSet::new(collection.dimension as usize, collection.distance);
+        reader.for_each(&rtxn, collection.id, |key, bytes| {
+            set.upsert(key, &vectors::decode_vector(bytes));
+        })?;
+        sets.insert(collection.id, Arc::new(RwLock::new(set)));
+    }
+    Ok(sets)
+}
+
+/// The storage thread's loop: commands in arrival order; consecutive writes form one group.
+fn run(mut storage: Option<Storage>, gate: &ReadGate, mut inbox: mpsc::UnboundedReceiver<Command>) {
+    let mut next = None;
+    loop {
+        let command = match next.take() {
+            Some(command) => command,
+            None => match inbox.blocking_recv() {
+                Some(command) => command,
+                None => break,
+            },
+        };
         match command {
-            Command::Stats(reply) => {
-                let result = match &storage {
-                    Some(s) => s.text.stats().map(|t| Stats {
-                        generation: t.generation,
-                        collections: t.collections,
-                        documents: t.documents,
-                    }),
-                    None => Err(StorageError::Closed),
-                };
-                let _ = reply.send(result);
+            Command::Write(op, reply) => {
+                let mut group = vec![(op, reply)];
+                while group.len() < MAX_GROUP {
+                    match inbox.try_recv() {
+                        Ok(Command::Write(op, reply)) => group.push((op, reply)),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                match storage.as_mut() {
+                    Some(storage) => storage.write_group(group),
+                    None => {
+                        for (_, reply) in group {
+                            let _ = reply.send(Err(StorageError::Closed));
+                        }
+                    }
+                }
             }
             Command::Close(reply) => {
-                let result = storage.take().map_or(Ok(()), Storage::close);
-                if let Err(e) = &result {
-                    tracing::error!("closing storage failed: {e}");
-                } else {
-                    tracing::info!("storage closed");
+                let result = storage.take().map_or(Ok(()), |s| s.close(gate));
+                match &result {
+                    Ok(()) => tracing::info!("storage closed"),
+                    Err(e) => tracing::error!("closing storage failed: {e}"),
                 }
                 let _ = reply.send(result);
             }
@@ -154,7 +391,7 @@ fn run(mut storage: Option<Storage>, mut inbox: mpsc::UnboundedReceiver<Command>
     }
     if let Some(storage) = storage.take() {
         tracing::warn!("storage handle dropped while open; closing now");
-        if let Err(e) = storage.close() {
+        if let Err(e) = storage.close(gate) {
             tracing::error!("closing storage failed: {e}");
         }
     }

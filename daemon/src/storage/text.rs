@@ -1,11 +1,15 @@
-//! `text.sqlite3`: documents, metadata, the FTS5 index and the collection catalog.
+//! `text.sqlite3`: documents, metadata, the FTS5 indexes, the collection catalog and the redo
+//! journal of vector changes.
 //!
-//! One read-write connection, owned by the storage thread. WAL mode so readers never block the
-//! writer; closing checkpoints with `TRUNCATE` first, so that after close no `-wal` or `-shm`
-//! file remains and the database file alone is a complete copy.
+//! One read-write connection belongs to the storage thread; read-only connections are lent to
+//! readers (WAL mode: readers see the last committed state and never block the writer).
+//! `synchronous=FULL`: a commit is fsynced before it is acknowledged. Closing checkpoints with
+//! `TRUNCATE` first, so that after close no `-wal` or `-shm` file remains and the database file
+//! alone is a complete copy.
 
 use super::StorageError;
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use super::vectors::{VectorChange, decode_vector, encode_vector};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,31 +17,24 @@ use std::time::Duration;
 pub const FILE_NAME: &str = "text.sqlite3";
 
 /// The schema version this build creates (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
-/// How long a statement waits for a lock held by another connection of ours (checkpoints and
-/// backups take such locks briefly).
+/// How long a statement waits for a lock held by another connection of ours (a checkpoint, or
+/// the writer while a reader starts).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The open SQLite database.
+/// Page cache per connection: 32 MiB (SQLite's default is 2 MiB), so FTS5 and document reads
+/// of a 100k-document collection stay in memory.
+const CACHE_KIB: i64 = 32 * 1024;
+
+/// The read-write connection.
 pub struct TextStore {
     conn: Connection,
     path: PathBuf,
 }
 
-/// Counts `status` reports.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TextStats {
-    /// The last committed generation.
-    pub generation: u64,
-    /// Number of collections.
-    pub collections: u64,
-    /// Number of documents over all collections.
-    pub documents: u64,
-}
-
 impl TextStore {
-    /// Opens (creating if needed) the database in `data_dir`.
+    /// Opens (creating if needed) the database in `data_dir` and brings its schema up to date.
     pub fn open(data_dir: &Path) -> Result<TextStore, StorageError> {
         let path = data_dir.join(FILE_NAME);
         let conn = Connection::open_with_flags(
@@ -47,8 +44,6 @@ impl TextStore {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        // WAL: readers and the writer do not block each other. synchronous=FULL: a commit is
-        // on disk (fsynced) before it is acknowledged.
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StorageError::Format {
@@ -57,86 +52,198 @@ impl TextStore {
             });
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         let store = TextStore { conn, path };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// The connection (the storage thread's, for writes).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn migrate(&self) -> Result<(), StorageError> {
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        match version {
-            0 => {
-                self.conn.execute_batch(
-                    "BEGIN;
-                     CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY) STRICT;
-                     INSERT INTO meta (key, value) VALUES ('generation', 0);
-                     CREATE TABLE collections (
-                         id INTEGER PRIMARY KEY,
-                         name TEXT NOT NULL UNIQUE,
-                         dimension INTEGER NOT NULL,
-                         distance TEXT NOT NULL,
-                         tokenizer TEXT NOT NULL,
-                         count INTEGER NOT NULL DEFAULT 0,
-                         created_at INTEGER NOT NULL
-                     ) STRICT;
-                     PRAGMA user_version = 1;
-                     COMMIT;",
-                )?;
-                Ok(())
-            }
-            SCHEMA_VERSION => Ok(()),
-            other => Err(StorageError::Format {
+        if version > SCHEMA_VERSION {
+            return Err(StorageError::Format {
                 path: self.path.clone(),
                 message: format!(
-                    "schema version {other} is newer than this ctxd understands ({SCHEMA_VERSION})"
+                    "schema version {version} is newer than this ctxd understands ({SCHEMA_VERSION})"
                 ),
-            }),
+            });
         }
-    }
-
-    /// The counts `status` reports.
-    pub fn stats(&self) -> Result<TextStats, StorageError> {
-        let generation: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'generation'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let (collections, documents): (i64, i64) = self.conn.query_row(
-            "SELECT count(*), coalesce(sum(count), 0) FROM collections",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )?;
-        Ok(TextStats {
-            generation: generation.unwrap_or(0).try_into().unwrap_or(0),
-            collections: collections.try_into().unwrap_or(0),
-            documents: documents.try_into().unwrap_or(0),
-        })
+        if version < 1 {
+            self.conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY) STRICT;
+                 INSERT INTO meta (key, value) VALUES ('generation', 0);
+                 CREATE TABLE collections (
+                     id INTEGER PRIMARY KEY,
+                     name TEXT NOT NULL UNIQUE,
+                     dimension INTEGER NOT NULL,
+                     distance TEXT NOT NULL,
+                     tokenizer TEXT NOT NULL,
+                     count INTEGER NOT NULL DEFAULT 0,
+                     created_at INTEGER NOT NULL
+                 ) STRICT;
+                 PRAGMA user_version = 1;
+                 COMMIT;",
+            )?;
+        }
+        if version < 2 {
+            // Documents get a key that never changes and is never reused (AUTOINCREMENT): it is
+            // the FTS5 rowid and the vector's LMDB key, so a stale index entry can never point
+            // at another document.
+            self.conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE documents (
+                     key INTEGER PRIMARY KEY AUTOINCREMENT,
+                     collection INTEGER NOT NULL,
+                     id TEXT NOT NULL,
+                     text TEXT,
+                     metadata TEXT,
+                     has_vector INTEGER NOT NULL,
+                     UNIQUE (collection, id)
+                 ) STRICT;
+                 CREATE INDEX documents_by_collection ON documents (collection);
+                 CREATE TABLE redo (
+                     seq INTEGER PRIMARY KEY,
+                     generation INTEGER NOT NULL,
+                     collection INTEGER NOT NULL,
+                     key INTEGER,
+                     vector BLOB
+                 ) STRICT;
+                 PRAGMA user_version = 2;
+                 COMMIT;",
+            )?;
+        }
+        Ok(())
     }
 
     /// Checkpoints the WAL into the database file and closes the connection, so no `-wal` or
-    /// `-shm` file remains.
+    /// `-shm` file remains. Every reader connection must be closed before.
     pub fn close(self) -> Result<(), StorageError> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
-                let busy: i64 = row.get(0)?;
-                Ok(busy)
-            })
-            .and_then(|busy| {
-                if busy == 0 {
-                    Ok(())
-                } else {
-                    Err(rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-                        Some("WAL checkpoint could not complete".to_owned()),
-                    ))
-                }
-            })?;
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        if busy != 0 {
+            return Err(StorageError::Corrupt(
+                "the WAL checkpoint could not complete (a reader is still open)".to_owned(),
+            ));
+        }
         self.conn.close().map_err(|(_, e)| StorageError::Sqlite(e))
     }
+}
+
+/// Opens a read-only connection for a reader.
+pub fn open_reader(path: &Path) -> Result<Connection, StorageError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    Ok(conn)
+}
+
+/// The generation SQLite last committed.
+pub fn generation(conn: &Connection) -> Result<u64, StorageError> {
+    let generation: Option<i64> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'generation'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(generation.unwrap_or(0).try_into().unwrap_or(0))
+}
+
+/// Records the generation (inside the caller's transaction).
+pub fn set_generation(conn: &Connection, generation: u64) -> Result<(), StorageError> {
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'generation'",
+        [i64::try_from(generation).unwrap_or(i64::MAX)],
+    )?;
+    Ok(())
+}
+
+/// Journals vector changes of `generation` (inside the caller's transaction), so they survive
+/// a crash between the SQLite commit and the LMDB commit.
+pub fn journal(
+    conn: &Connection,
+    generation: u64,
+    changes: &[VectorChange],
+) -> Result<(), StorageError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO redo (generation, collection, key, vector) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let generation = i64::try_from(generation).unwrap_or(i64::MAX);
+    for change in changes {
+        match change {
+            VectorChange::Put {
+                collection,
+                key,
+                vector,
+            } => insert.execute(params![generation, collection, key, encode_vector(vector)])?,
+            VectorChange::Delete { collection, key } => {
+                insert.execute(params![generation, collection, key, None::<Vec<u8>>])?
+            }
+            VectorChange::Clear { collection } => insert.execute(params![
+                generation,
+                collection,
+                None::<i64>,
+                None::<Vec<u8>>
+            ])?,
+        };
+    }
+    Ok(())
+}
+
+/// Journaled vector changes newer than `after`, in commit order: what LMDB is missing.
+pub fn journal_since(conn: &Connection, after: u64) -> Result<Vec<VectorChange>, StorageError> {
+    let mut select = conn
+        .prepare("SELECT collection, key, vector FROM redo WHERE generation > ?1 ORDER BY seq")?;
+    let rows = select.query_map([i64::try_from(after).unwrap_or(i64::MAX)], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, Option<i64>>(1)?,
+            row.get::<_, Option<Vec<u8>>>(2)?,
+        ))
+    })?;
+    let mut changes = Vec::new();
+    for row in rows {
+        let (collection, key, vector) = row?;
+        let collection = u16::try_from(collection)
+            .map_err(|_| StorageError::Corrupt(format!("redo: collection id {collection}")))?;
+        let key = key
+            .map(|k| u32::try_from(k).map_err(|_| StorageError::Corrupt(format!("redo: key {k}"))))
+            .transpose()?;
+        changes.push(match (key, vector) {
+            (None, _) => VectorChange::Clear { collection },
+            (Some(key), None) => VectorChange::Delete { collection, key },
+            (Some(key), Some(bytes)) => VectorChange::Put {
+                collection,
+                key,
+                vector: decode_vector(&bytes),
+            },
+        });
+    }
+    Ok(changes)
+}
+
+/// Forgets journaled changes LMDB has committed (inside the caller's transaction).
+pub fn prune_journal(conn: &Connection, through: u64) -> Result<(), StorageError> {
+    conn.execute(
+        "DELETE FROM redo WHERE generation <= ?1",
+        [i64::try_from(through).unwrap_or(i64::MAX)],
+    )?;
+    Ok(())
 }

@@ -1,4 +1,11 @@
-//! `vectors/`: the LMDB environment that holds the vector indexes.
+//! `vectors/`: the LMDB environment that holds every document vector.
+//!
+//! Layout: the `vectors` database maps `[collection u16 BE][key u32 BE]` to the vector's `f32`
+//! values (little-endian), so one collection's vectors are one contiguous key range; the `meta`
+//! database holds the generation this store last committed. Vectors are written here only after
+//! the same write committed in SQLite (with the vectors in SQLite's redo journal), so this store
+//! can never be ahead of SQLite, and a crash between the two commits is repaired by replaying
+//! the journal at the next open (see `storage::writer`).
 //!
 //! The environment is opened by the storage thread only and closed with heed's
 //! `prepare_for_closing().wait()`, which returns once LMDB has really closed the files and
@@ -7,9 +14,9 @@
 
 use super::StorageError;
 use heed::byteorder::BigEndian;
-use heed::types::{Str, U64};
-use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, WithoutTls};
-use std::path::{Path, PathBuf};
+use heed::types::{Bytes, Str, U64};
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+use std::path::Path;
 use std::time::Duration;
 
 /// The directory name inside the data directory.
@@ -18,24 +25,77 @@ pub const DIR_NAME: &str = "vectors";
 /// The LMDB map size: the most the environment may grow to. On Unix the file grows only as
 /// data is written, so a large map costs address space, not disk.
 #[cfg(unix)]
-const MAP_SIZE: usize = 64 << 30;
+const MAP_SIZE: usize = 1 << 40;
 /// On Windows LMDB grows `data.mdb` to the whole map size at open, so start smaller.
 #[cfg(windows)]
 const MAP_SIZE: usize = 1 << 30;
 
-/// Named databases inside the environment (arroy indexes and per-collection state come with
-/// the storage issue).
+/// Named databases inside the environment: `vectors`, `meta`, and room for the ANN indexes.
 const MAX_DBS: u32 = 16;
 
 /// How long closing waits for the environment to be released by every holder.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The open LMDB environment.
+/// The key of a vector: collection, then document key, both big-endian so a collection is one
+/// key range in key order.
+pub fn vector_key(collection: u16, key: u32) -> [u8; 6] {
+    let mut bytes = [0u8; 6];
+    bytes[..2].copy_from_slice(&collection.to_be_bytes());
+    bytes[2..].copy_from_slice(&key.to_be_bytes());
+    bytes
+}
+
+/// Encodes a vector as little-endian `f32`s.
+pub fn encode_vector(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Decodes little-endian `f32`s.
+pub fn decode_vector(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// One change to the vector store, in commit order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VectorChange {
+    /// Set a document's vector.
+    Put {
+        /// The collection's id.
+        collection: u16,
+        /// The document's key.
+        key: u32,
+        /// The vector.
+        vector: Vec<f32>,
+    },
+    /// Remove a document's vector (if it has one).
+    Delete {
+        /// The collection's id.
+        collection: u16,
+        /// The document's key.
+        key: u32,
+    },
+    /// Remove every vector of a collection (it was dropped).
+    Clear {
+        /// The collection's id.
+        collection: u16,
+    },
+}
+
+/// The open LMDB environment and its databases.
 pub struct VectorStore {
     env: Env<WithoutTls>,
-    /// Committed handles are `'static`: valid for this open of the environment only.
+    vectors: Database<'static, Bytes, Bytes>,
     meta: Database<'static, Str, U64<BigEndian>>,
-    path: PathBuf,
+}
+
+/// What readers need from the vector store: cheap to clone, valid until the store closes.
+#[derive(Clone)]
+pub struct VectorReader {
+    env: Env<WithoutTls>,
+    vectors: Database<'static, Bytes, Bytes>,
 }
 
 impl VectorStore {
@@ -51,14 +111,22 @@ impl VectorStore {
         #[allow(unsafe_code)]
         let env = unsafe { options.open(&path) }?;
         let wtxn = env.write_txn()?;
-        let meta = env
+        let (vectors, meta) = env
             .create_databases_and_commit(wtxn, |opener, wtxn| {
-                opener
-                    .create_database::<Str, U64<BigEndian>>(wtxn, Some("meta"))
-                    .map(CommitOrAbort::<_, ()>::Commit)
+                let vectors = opener.create_database::<Bytes, Bytes>(wtxn, Some("vectors"))?;
+                let meta = opener.create_database::<Str, U64<BigEndian>>(wtxn, Some("meta"))?;
+                Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((vectors, meta)))
             })?
             .unwrap_commit();
-        Ok(VectorStore { env, meta, path })
+        Ok(VectorStore { env, vectors, meta })
+    }
+
+    /// A handle for readers.
+    pub fn reader(&self) -> VectorReader {
+        VectorReader {
+            env: self.env.clone(),
+            vectors: self.vectors,
+        }
     }
 
     /// The generation the vector store last committed.
@@ -67,15 +135,91 @@ impl VectorStore {
         Ok(self.meta.get(&rtxn, "generation")?.unwrap_or(0))
     }
 
+    /// Applies `changes` in order and records `generation`, in one durable transaction.
+    pub fn commit(&self, changes: &[VectorChange], generation: u64) -> Result<(), StorageError> {
+        let mut wtxn = self.env.write_txn()?;
+        self.apply(&mut wtxn, changes)?;
+        self.meta.put(&mut wtxn, "generation", &generation)?;
+        wtxn.commit()?;
+        Ok(())
+    }
+
+    fn apply(&self, wtxn: &mut RwTxn<'_>, changes: &[VectorChange]) -> Result<(), StorageError> {
+        for change in changes {
+            match change {
+                VectorChange::Put {
+                    collection,
+                    key,
+                    vector,
+                } => {
+                    self.vectors.put(
+                        wtxn,
+                        &vector_key(*collection, *key),
+                        &encode_vector(vector),
+                    )?;
+                }
+                VectorChange::Delete { collection, key } => {
+                    self.vectors.delete(wtxn, &vector_key(*collection, *key))?;
+                }
+                VectorChange::Clear { collection } => {
+                    let start = vector_key(*collection, 0);
+                    let end = vector_key(*collection, u32::MAX);
+                    let range: (std::ops::Bound<&[u8]>, std::ops::Bound<&[u8]>) = (
+                        std::ops::Bound::Included(&start[..]),
+                        std::ops::Bound::Included(&end[..]),
+                    );
+                    self.vectors.delete_range(wtxn, &range)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Closes the environment and waits until LMDB has closed its files and unmapped them.
+    /// Every [`VectorReader`] must have been dropped before.
     pub fn close(self) -> Result<(), StorageError> {
-        let VectorStore { env, path, .. } = self;
+        let VectorStore { env, .. } = self;
         let closed = env.prepare_for_closing();
         if closed.wait_timeout(CLOSE_TIMEOUT) {
             Ok(())
         } else {
-            tracing::error!(path = %path.display(), "vector store still referenced after {CLOSE_TIMEOUT:?}");
+            tracing::error!("vector store still referenced after {CLOSE_TIMEOUT:?}");
             Err(StorageError::CloseTimeout(CLOSE_TIMEOUT))
         }
+    }
+}
+
+impl VectorReader {
+    /// A read transaction: a consistent snapshot that never blocks or is blocked by writes.
+    pub fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>, StorageError> {
+        Ok(self.env.read_txn()?)
+    }
+
+    /// One document's vector.
+    pub fn get(
+        &self,
+        rtxn: &RoTxn<'_, WithoutTls>,
+        collection: u16,
+        key: u32,
+    ) -> Result<Option<Vec<f32>>, StorageError> {
+        Ok(self
+            .vectors
+            .get(rtxn, &vector_key(collection, key))?
+            .map(decode_vector))
+    }
+
+    /// Calls `each(key, vector)` for every vector of a collection, in key order.
+    pub fn for_each(
+        &self,
+        rtxn: &RoTxn<'_, WithoutTls>,
+        collection: u16,
+        mut each: impl FnMut(u32, &[u8]),
+    ) -> Result<(), StorageError> {
+        for entry in self.vectors.prefix_iter(rtxn, &collection.to_be_bytes())? {
+            let (key, value) = entry?;
+            let key = u32::from_be_bytes([key[2], key[3], key[4], key[5]]);
+            each(key, value);
+        }
+        Ok(())
     }
 }

@@ -1,0 +1,263 @@
+//! SQL over the `documents` table and the collections' FTS5 tables.
+//!
+//! Writers call these inside the storage thread's transaction; readers call the `select`
+//! functions on their own read-only connections.
+
+use super::StorageError;
+use super::catalog::Collection;
+use super::filter_sql::SqlFilter;
+use ctxd_proto::{Document, Field, Metadata};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+/// A document row as stored.
+#[derive(Debug, Clone)]
+pub struct StoredDoc {
+    /// The internal key (FTS5 rowid, LMDB key).
+    pub key: u32,
+    /// The user's id.
+    pub id: String,
+    /// The text, if any.
+    pub text: Option<String>,
+    /// The metadata as compact JSON text, if any.
+    pub metadata: Option<String>,
+}
+
+impl StoredDoc {
+    /// The protocol document with the parts `include` asks for (the vector is added by the
+    /// caller, who reads it from the vector store).
+    pub fn into_document(self, include: &[Field]) -> Document {
+        Document {
+            id: self.id,
+            text: if include.contains(&Field::Text) {
+                self.text
+            } else {
+                None
+            },
+            metadata: if include.contains(&Field::Metadata) {
+                self.metadata
+                    .and_then(|m| serde_json::from_str::<Metadata>(&m).ok())
+            } else {
+                None
+            },
+            vector: None,
+        }
+    }
+}
+
+/// The key and vector flag of document `id`, if it exists.
+pub fn lookup(
+    conn: &Connection,
+    collection: u16,
+    id: &str,
+) -> Result<Option<(u32, bool)>, StorageError> {
+    let mut select = conn.prepare_cached(
+        "SELECT key, has_vector FROM documents WHERE collection = ?1 AND id = ?2",
+    )?;
+    let row = select
+        .query_row(params![collection, id], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, bool>(1)?))
+        })
+        .optional()?;
+    row.map(|(key, has_vector)| Ok((to_key(key)?, has_vector)))
+        .transpose()
+}
+
+/// Inserts a new document and returns its key.
+pub fn insert(
+    conn: &Connection,
+    collection: &Collection,
+    id: &str,
+    text: Option<&str>,
+    metadata: Option<&str>,
+    has_vector: bool,
+) -> Result<u32, StorageError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO documents (collection, id, text, metadata, has_vector) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    insert.execute(params![collection.id, id, text, metadata, has_vector])?;
+    let key = to_key(conn.last_insert_rowid())?;
+    if let Some(text) = text {
+        index_text(conn, collection, key, text)?;
+    }
+    Ok(key)
+}
+
+/// Replaces an existing document's content (its key stays).
+pub fn replace(
+    conn: &Connection,
+    collection: &Collection,
+    key: u32,
+    text: Option<&str>,
+    metadata: Option<&str>,
+    has_vector: bool,
+) -> Result<(), StorageError> {
+    let mut update = conn.prepare_cached(
+        "UPDATE documents SET text = ?2, metadata = ?3, has_vector = ?4 WHERE key = ?1",
+    )?;
+    update.execute(params![key, text, metadata, has_vector])?;
+    unindex_text(conn, collection, key)?;
+    if let Some(text) = text {
+        index_text(conn, collection, key, text)?;
+    }
+    Ok(())
+}
+
+/// Deletes documents by key; returns the keys that had a vector.
+pub fn delete(
+    conn: &Connection,
+    collection: &Collection,
+    keys: &[u32],
+) -> Result<Vec<u32>, StorageError> {
+    let mut with_vector = Vec::new();
+    let mut delete =
+        conn.prepare_cached("DELETE FROM documents WHERE key = ?1 RETURNING has_vector")?;
+    for &key in keys {
+        let had_vector: Option<bool> = delete.query_row([key], |row| row.get(0)).optional()?;
+        if had_vector == Some(true) {
+            with_vector.push(key);
+        }
+        unindex_text(conn, collection, key)?;
+    }
+    Ok(with_vector)
+}
+
+fn index_text(
+    conn: &Connection,
+    collection: &Collection,
+    key: u32,
+    text: &str,
+) -> Result<(), StorageError> {
+    let mut insert = conn.prepare_cached(&format!(
+        "INSERT INTO {} (rowid, text) VALUES (?1, ?2)",
+        collection.fts_table()
+    ))?;
+    insert.execute(params![key, text])?;
+    Ok(())
+}
+
+fn unindex_text(conn: &Connection, collection: &Collection, key: u32) -> Result<(), StorageError> {
+    let mut delete = conn.prepare_cached(&format!(
+        "DELETE FROM {} WHERE rowid = ?1",
+        collection.fts_table()
+    ))?;
+    delete.execute([key])?;
+    Ok(())
+}
+
+/// Which documents a read or delete selects.
+pub struct Selection<'a> {
+    /// Only these ids (in this order, for reads).
+    pub ids: Option<&'a [String]>,
+    /// Only documents that match.
+    pub filter: Option<&'a SqlFilter>,
+}
+
+impl Selection<'_> {
+    /// The WHERE clause (documents aliased `d`) and its parameters, after `collection = ?`.
+    fn clause(&self, collection: u16) -> (String, Vec<SqlValue>) {
+        let mut sql = String::from("d.collection = ?");
+        let mut params = vec![SqlValue::Integer(i64::from(collection))];
+        if let Some(ids) = self.ids {
+            sql.push_str(" AND d.id IN (SELECT value FROM json_each(?))");
+            params.push(SqlValue::Text(
+                serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned()),
+            ));
+        }
+        if let Some(filter) = self.filter {
+            sql.push_str(" AND (");
+            sql.push_str(&filter.sql);
+            sql.push(')');
+            params.extend(filter.params.iter().cloned());
+        }
+        (sql, params)
+    }
+}
+
+/// The keys of the selected documents, in key order.
+pub fn select_keys(
+    conn: &Connection,
+    collection: u16,
+    selection: &Selection<'_>,
+) -> Result<Vec<u32>, StorageError> {
+    let (clause, params) = selection.clause(collection);
+    let mut select = conn.prepare_cached(&format!(
+        "SELECT d.key FROM documents d WHERE {clause} ORDER BY d.key"
+    ))?;
+    select
+        .query_map(params_from_iter(params), |row| row.get::<_, i64>(0))?
+        .map(|key| key.map_err(StorageError::from).and_then(to_key))
+        .collect()
+}
+
+/// The selected documents: in the order of `ids` when given, else in key (insertion) order;
+/// `offset` and `limit` page through that order.
+pub fn select_docs(
+    conn: &Connection,
+    collection: u16,
+    selection: &Selection<'_>,
+    limit: u32,
+    offset: u64,
+) -> Result<Vec<StoredDoc>, StorageError> {
+    let (clause, mut params) = selection.clause(collection);
+    let order = if selection.ids.is_some() {
+        // Position of the id in the request: json_each's key is the array index.
+        " ORDER BY (SELECT j.key FROM json_each(?) j WHERE j.value = d.id)"
+    } else {
+        " ORDER BY d.key"
+    };
+    if let Some(ids) = selection.ids {
+        params.push(SqlValue::Text(
+            serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned()),
+        ));
+    }
+    params.push(SqlValue::Integer(i64::from(limit)));
+    params.push(SqlValue::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
+    let mut select = conn.prepare_cached(&format!(
+        "SELECT d.key, d.id, d.text, d.metadata FROM documents d WHERE {clause}{order} LIMIT ? OFFSET ?"
+    ))?;
+    let rows = select.query_map(params_from_iter(params), read_doc)?;
+    rows.map(|row| row?).collect()
+}
+
+/// The documents with these keys, in the order given (missing keys are skipped).
+pub fn fetch(conn: &Connection, keys: &[u32]) -> Result<Vec<Option<StoredDoc>>, StorageError> {
+    let mut select =
+        conn.prepare_cached("SELECT key, id, text, metadata FROM documents WHERE key = ?1")?;
+    keys.iter()
+        .map(|&key| select.query_row([key], read_doc).optional()?.transpose())
+        .collect()
+}
+
+/// Number of selected documents.
+pub fn count(
+    conn: &Connection,
+    collection: u16,
+    selection: &Selection<'_>,
+) -> Result<u64, StorageError> {
+    let (clause, params) = selection.clause(collection);
+    let mut select =
+        conn.prepare_cached(&format!("SELECT count(*) FROM documents d WHERE {clause}"))?;
+    let n: i64 = select.query_row(params_from_iter(params), |row| row.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+fn read_doc(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredDoc, StorageError>> {
+    let key: i64 = row.get(0)?;
+    let (id, text, metadata) = (row.get(1)?, row.get(2)?, row.get(3)?);
+    Ok(to_key(key).map(|key| StoredDoc {
+        key,
+        id,
+        text,
+        metadata,
+    }))
+}
+
+/// Document keys are `u32` (the vector index's item id); SQLite hands out `i64`.
+fn to_key(key: i64) -> Result<u32, StorageError> {
+    u32::try_from(key).map_err(|_| {
+        StorageError::Corrupt(format!(
+            "document key {key} exceeds the 32-bit key space of the vector index"
+        ))
+    })
+}

@@ -1,0 +1,165 @@
+//! Lending read access: readers run concurrently with each other and with the writer.
+//!
+//! The storage thread owns every handle. While the store is open it lends a [`ReadSide`]
+//! (read-only SQLite connections, an LMDB reader, the catalog and the in-memory vector sets)
+//! through the [`ReadGate`]. Closing shuts the gate (new reads fail with `Closed`), waits until
+//! every lent read has returned, and only then closes the files — so "closed" never races with
+//! a read in progress.
+
+use super::StorageError;
+use super::catalog::Catalog;
+use super::text;
+use super::vector_set::VectorSet;
+use super::vectors::VectorReader;
+use rusqlite::Connection;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+
+/// Idle read-only connections kept for reuse; more are opened under load and closed after.
+const POOL_SIZE: usize = 8;
+
+/// A collection's in-memory vectors, shared by searches (read lock) and the writer.
+pub type SharedVectorSet = Arc<RwLock<VectorSet>>;
+
+/// What readers borrow while the store is open.
+pub struct ReadSide {
+    /// Vector reads (LMDB snapshots).
+    pub vectors: VectorReader,
+    /// Every collection, kept current by the writer.
+    pub catalog: RwLock<Catalog>,
+    /// Each collection's in-memory vector set, by collection id.
+    pub sets: RwLock<HashMap<u16, SharedVectorSet>>,
+    /// The last committed generation.
+    pub generation: AtomicU64,
+    text_path: PathBuf,
+    pool: Mutex<Vec<Connection>>,
+}
+
+impl ReadSide {
+    /// A read side over freshly opened stores.
+    pub fn new(
+        vectors: VectorReader,
+        catalog: Catalog,
+        sets: HashMap<u16, SharedVectorSet>,
+        generation: u64,
+        text_path: PathBuf,
+    ) -> ReadSide {
+        ReadSide {
+            vectors,
+            catalog: RwLock::new(catalog),
+            sets: RwLock::new(sets),
+            generation: AtomicU64::new(generation),
+            text_path,
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The catalog, for reading.
+    pub fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
+        self.catalog.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The vector set of collection `id`.
+    pub fn set(&self, id: u16) -> Option<SharedVectorSet> {
+        self.sets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// The last committed generation.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` with a read-only SQLite connection from the pool.
+    pub fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let pooled = lock(&self.pool).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => text::open_reader(&self.text_path)?,
+        };
+        let result = f(&conn);
+        let mut pool = lock(&self.pool);
+        if pool.len() < POOL_SIZE {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+/// Hands out the [`ReadSide`] while the store is open.
+#[derive(Default)]
+pub struct ReadGate {
+    state: Mutex<GateState>,
+    idle: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    side: Option<Arc<ReadSide>>,
+    active: usize,
+}
+
+/// A lent read: the side stays valid until this is dropped.
+pub struct ReadLease {
+    gate: Arc<ReadGate>,
+    side: Arc<ReadSide>,
+}
+
+impl std::ops::Deref for ReadLease {
+    type Target = ReadSide;
+
+    fn deref(&self) -> &ReadSide {
+        &self.side
+    }
+}
+
+impl Drop for ReadLease {
+    fn drop(&mut self) {
+        let mut state = lock(&self.gate.state);
+        state.active -= 1;
+        if state.active == 0 {
+            self.gate.idle.notify_all();
+        }
+    }
+}
+
+impl ReadGate {
+    /// Borrows the read side; `Closed` while the store is closed.
+    pub fn enter(self: &Arc<Self>) -> Result<ReadLease, StorageError> {
+        let mut state = lock(&self.state);
+        let side = state.side.clone().ok_or(StorageError::Closed)?;
+        state.active += 1;
+        Ok(ReadLease {
+            gate: Arc::clone(self),
+            side,
+        })
+    }
+
+    /// Opens the gate.
+    pub fn open(&self, side: Arc<ReadSide>) {
+        lock(&self.state).side = Some(side);
+    }
+
+    /// Shuts the gate and waits until no read is in progress; returns the side so the caller
+    /// can drop the last reference before closing the files.
+    pub fn close(&self) -> Option<Arc<ReadSide>> {
+        let mut state = lock(&self.state);
+        let side = state.side.take();
+        while state.active > 0 {
+            state = self.idle.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        side
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,388 @@
+//! The write path: a group of write requests committed atomically across both stores.
+//!
+//! Order of a commit (the crash-safety argument):
+//!
+//! 1. One SQLite transaction applies every request of the group (each inside a savepoint, so a
+//!    failing request is rolled back alone), journals their vector changes in `redo`, records
+//!    the new generation, and commits with `synchronous=FULL` (fsync). From here the writes are
+//!    durable: if the process dies now, the next open replays `redo` into LMDB.
+//! 2. One LMDB transaction applies the vector changes and records the same generation, and
+//!    commits (fsync). The stores agree again.
+//! 3. The in-memory state (catalog, vector sets, generation) is updated, then every request is
+//!    answered. A reply therefore implies both commits: read-your-writes holds, and nothing
+//!    acknowledged can be lost by `kill -9` at any instant.
+//!
+//! The journal rows of a generation are deleted by the next write transaction once LMDB has
+//! committed it, so `redo` stays small. Concurrent writers share one group: one fsync pair for
+//! many requests (group commit), each request still atomic and with its own generation.
+
+use super::StorageError;
+use super::catalog::{self, Catalog, Collection};
+use super::documents::{self, Selection};
+use super::filter_sql;
+use super::reader::ReadSide;
+use super::text::{self, TextStore};
+use super::validate;
+use super::vector_set::VectorSet;
+use super::vectors::{VectorChange, VectorStore};
+use ctxd_proto::{
+    CollectionInfo, CreateCollection, Delete, DeleteResult, DropCollection, Upsert, UpsertResult,
+};
+use rusqlite::Connection;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+
+/// A write request.
+#[derive(Debug)]
+pub enum WriteOp {
+    /// `create_collection`.
+    CreateCollection(CreateCollection),
+    /// `drop_collection`.
+    DropCollection(DropCollection),
+    /// `upsert`.
+    Upsert(Upsert),
+    /// `delete`.
+    Delete(Delete),
+}
+
+/// A write's result.
+#[derive(Debug, Clone)]
+pub enum Written {
+    /// The created (or existing) collection.
+    Collection(CollectionInfo),
+    /// Whether a collection was dropped.
+    Dropped(bool),
+    /// Documents written.
+    Upserted(UpsertResult),
+    /// Documents deleted.
+    Deleted(DeleteResult),
+}
+
+/// A change to the in-memory state, applied in order after both commits.
+enum Effect {
+    NewSet(u16, usize, ctxd_proto::Distance),
+    DropSet(u16),
+    Vector(VectorChange),
+}
+
+/// What one request did inside the transaction.
+struct Applied {
+    written: Written,
+    changes: Vec<VectorChange>,
+    effects: Vec<Effect>,
+    /// Whether it changed anything (a no-op does not take a generation).
+    wrote: bool,
+}
+
+/// Commits a group of writes; one result per request, in order. `Err` for the whole group
+/// means the stores may disagree until the journal is replayed (the caller stops writing).
+pub fn commit_group(
+    text: &TextStore,
+    vectors: &VectorStore,
+    side: &ReadSide,
+    ops: Vec<WriteOp>,
+) -> Result<Vec<Result<Written, StorageError>>, StorageError> {
+    let conn = text.conn();
+    let start_generation = side.generation();
+    let mut catalog = side.catalog().clone();
+    let mut generation = start_generation;
+    let mut results = Vec::with_capacity(ops.len());
+    let mut journal = Vec::new();
+    let mut effects = Vec::new();
+
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let transaction = (|| -> Result<(), StorageError> {
+        // LMDB committed everything up to the current generation (else we would not be
+        // writing), so its journal rows are no longer needed.
+        text::prune_journal(conn, start_generation)?;
+        for op in ops {
+            let before = catalog.clone();
+            conn.execute_batch("SAVEPOINT request")?;
+            match apply(conn, &mut catalog, &op, generation + 1) {
+                Ok(applied) => {
+                    conn.execute_batch("RELEASE request")?;
+                    if applied.wrote {
+                        generation += 1;
+                        text::journal(conn, generation, &applied.changes)?;
+                        journal.extend(applied.changes);
+                        effects.extend(applied.effects);
+                    }
+                    results.push(Ok(applied.written));
+                }
+                Err(e) => {
+                    conn.execute_batch("ROLLBACK TO request; RELEASE request")?;
+                    catalog = before;
+                    results.push(Err(e));
+                }
+            }
+        }
+        if generation != start_generation {
+            text::set_generation(conn, generation)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = transaction.and_then(|()| Ok(conn.execute_batch("COMMIT")?)) {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e);
+    }
+    if generation == start_generation {
+        return Ok(results);
+    }
+
+    vectors.commit(&journal, generation)?;
+
+    *side.catalog.write().unwrap_or_else(|e| e.into_inner()) = catalog;
+    apply_effects(side, effects);
+    side.generation.store(generation, Ordering::Release);
+    Ok(results)
+}
+
+fn apply(
+    conn: &Connection,
+    catalog: &mut Catalog,
+    op: &WriteOp,
+    generation: u64,
+) -> Result<Applied, StorageError> {
+    match op {
+        WriteOp::CreateCollection(params) => create_collection(conn, catalog, params),
+        WriteOp::DropCollection(params) => drop_collection(conn, catalog, params),
+        WriteOp::Upsert(params) => upsert(conn, catalog, params, generation),
+        WriteOp::Delete(params) => delete(conn, catalog, params, generation),
+    }
+}
+
+fn create_collection(
+    conn: &Connection,
+    catalog: &mut Catalog,
+    params: &CreateCollection,
+) -> Result<Applied, StorageError> {
+    validate::collection_name(&params.name)?;
+    validate::dimension(params.dimension)?;
+    let distance = params.distance.unwrap_or_default();
+    let tokenizer = params.tokenizer.unwrap_or_default();
+    if let Some(existing) = catalog.get(&params.name) {
+        let same = existing.dimension == params.dimension
+            && existing.distance == distance
+            && existing.tokenizer == tokenizer;
+        if params.if_not_exists && same {
+            return Ok(Applied {
+                written: Written::Collection(existing.info()),
+                changes: Vec::new(),
+                effects: Vec::new(),
+                wrote: false,
+            });
+        }
+        return Err(StorageError::CollectionExists {
+            name: existing.name.clone(),
+            settings: existing.settings(),
+        });
+    }
+    let id = catalog.free_id().ok_or_else(|| {
+        StorageError::Invalid(format!(
+            "{} collections exist; drop one first",
+            catalog::MAX_COLLECTIONS
+        ))
+    })?;
+    let collection = Collection {
+        id,
+        name: params.name.clone(),
+        dimension: params.dimension,
+        distance,
+        tokenizer,
+        count: 0,
+    };
+    catalog::create(conn, &collection)?;
+    let info = collection.info();
+    catalog.insert(collection);
+    Ok(Applied {
+        written: Written::Collection(info),
+        // A reused id may still have vectors of a collection dropped long ago only if that
+        // drop's Clear was lost, which the journal prevents; clearing again costs nothing.
+        changes: vec![VectorChange::Clear { collection: id }],
+        effects: vec![Effect::NewSet(id, params.dimension as usize, distance)],
+        wrote: true,
+    })
+}
+
+fn drop_collection(
+    conn: &Connection,
+    catalog: &mut Catalog,
+    params: &DropCollection,
+) -> Result<Applied, StorageError> {
+    let Some(collection) = catalog.remove(&params.name) else {
+        return Ok(Applied {
+            written: Written::Dropped(false),
+            changes: Vec::new(),
+            effects: Vec::new(),
+            wrote: false,
+        });
+    };
+    catalog::delete(conn, &collection)?;
+    Ok(Applied {
+        written: Written::Dropped(true),
+        changes: vec![VectorChange::Clear {
+            collection: collection.id,
+        }],
+        effects: vec![Effect::DropSet(collection.id)],
+        wrote: true,
+    })
+}
+
+fn upsert(
+    conn: &Connection,
+    catalog: &mut Catalog,
+    params: &Upsert,
+    generation: u64,
+) -> Result<Applied, StorageError> {
+    let collection = catalog.require(&params.collection)?.clone();
+    let metadata = validate::upsert(&params.documents, collection.dimension, &collection.name)?;
+    let mut changes = Vec::new();
+    let mut added = 0u64;
+    for (doc, metadata) in params.documents.iter().zip(&metadata) {
+        let has_vector = doc.vector.is_some();
+        let key = match documents::lookup(conn, collection.id, &doc.id)? {
+            Some((key, had_vector)) => {
+                documents::replace(
+                    conn,
+                    &collection,
+                    key,
+                    doc.text.as_deref(),
+                    metadata.as_deref(),
+                    has_vector,
+                )?;
+                if had_vector && !has_vector {
+                    changes.push(VectorChange::Delete {
+                        collection: collection.id,
+                        key,
+                    });
+                }
+                key
+            }
+            None => {
+                added += 1;
+                documents::insert(
+                    conn,
+                    &collection,
+                    &doc.id,
+                    doc.text.as_deref(),
+                    metadata.as_deref(),
+                    has_vector,
+                )?
+            }
+        };
+        if let Some(vector) = &doc.vector {
+            changes.push(VectorChange::Put {
+                collection: collection.id,
+                key,
+                vector: vector.clone(),
+            });
+        }
+    }
+    let entry = catalog
+        .get_mut(&collection.name)
+        .ok_or_else(|| StorageError::CollectionNotFound(collection.name.clone()))?;
+    entry.count += added;
+    catalog::set_count(conn, entry)?;
+    Ok(Applied {
+        written: Written::Upserted(UpsertResult {
+            upserted: params.documents.len() as u64,
+            generation,
+        }),
+        effects: changes.iter().cloned().map(Effect::Vector).collect(),
+        changes,
+        wrote: true,
+    })
+}
+
+fn delete(
+    conn: &Connection,
+    catalog: &mut Catalog,
+    params: &Delete,
+    generation: u64,
+) -> Result<Applied, StorageError> {
+    let collection = catalog.require(&params.collection)?.clone();
+    if params.ids.is_none() && params.filter.is_none() {
+        return Err(StorageError::Invalid(
+            "`delete` needs `ids`, `filter` or both".to_owned(),
+        ));
+    }
+    let filter = params
+        .filter
+        .as_ref()
+        .map(|f| filter_sql::compile(f, "d.metadata"))
+        .transpose()
+        .map_err(|e| StorageError::Invalid(format!("invalid filter: {e}")))?;
+    let selection = Selection {
+        ids: params.ids.as_deref(),
+        filter: filter.as_ref(),
+    };
+    let keys = documents::select_keys(conn, collection.id, &selection)?;
+    if keys.is_empty() {
+        return Ok(Applied {
+            written: Written::Deleted(DeleteResult {
+                deleted: 0,
+                generation: generation - 1,
+            }),
+            changes: Vec::new(),
+            effects: Vec::new(),
+            wrote: false,
+        });
+    }
+    let with_vectors = documents::delete(conn, &collection, &keys)?;
+    let entry = catalog
+        .get_mut(&collection.name)
+        .ok_or_else(|| StorageError::CollectionNotFound(collection.name.clone()))?;
+    entry.count = entry.count.saturating_sub(keys.len() as u64);
+    catalog::set_count(conn, entry)?;
+    let changes: Vec<VectorChange> = with_vectors
+        .into_iter()
+        .map(|key| VectorChange::Delete {
+            collection: collection.id,
+            key,
+        })
+        .collect();
+    Ok(Applied {
+        written: Written::Deleted(DeleteResult {
+            deleted: keys.len() as u64,
+            generation,
+        }),
+        effects: changes.iter().cloned().map(Effect::Vector).collect(),
+        changes,
+        wrote: true,
+    })
+}
+
+/// Applies committed changes to the in-memory vector sets, in commit order.
+fn apply_effects(side: &ReadSide, effects: Vec<Effect>) {
+    let mut sets = side.sets.write().unwrap_or_else(|e| e.into_inner());
+    for effect in effects {
+        match effect {
+            Effect::NewSet(id, dimension, distance) => {
+                sets.insert(
+                    id,
+                    Arc::new(RwLock::new(VectorSet::new(dimension, distance))),
+                );
+            }
+            Effect::DropSet(id) => {
+                sets.remove(&id);
+            }
+            Effect::Vector(VectorChange::Put {
+                collection,
+                key,
+                vector,
+            }) => {
+                if let Some(set) = sets.get(&collection) {
+                    set.write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .upsert(key, &vector);
+                }
+            }
+            Effect::Vector(VectorChange::Delete { collection, key }) => {
+                if let Some(set) = sets.get(&collection) {
+                    set.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+                }
+            }
+            Effect::Vector(VectorChange::Clear { .. }) => {}
+        }
+    }
+}
