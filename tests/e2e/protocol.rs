@@ -154,10 +154,8 @@ fn operations_of_later_issues_answer_a_clear_error_not_a_hang() {
     let daemon = Daemon::start(&scratch);
     let mut raw = daemon.raw();
     for line in [
-        r#"{"id":1,"op":"list_collections"}"#,
-        r#"{"id":1,"op":"upsert","collection":"c","documents":[{"id":"a","text":"hi"}]}"#,
-        r#"{"id":1,"op":"search","collection":"c","text":"hi"}"#,
         r#"{"id":1,"op":"release"}"#,
+        r#"{"id":1,"op":"resume","all":true}"#,
         r#"{"id":1,"op":"snapshot","dest":"/nonexistent/snap"}"#,
         r#"{"id":1,"op":"check"}"#,
     ] {
@@ -228,10 +226,10 @@ async fn the_client_maps_daemon_errors_to_codes() {
     let daemon = Daemon::start(&scratch);
     let client = daemon.client().await;
     let err = client
-        .list_collections()
+        .get_collection("absent")
         .await
-        .expect_err("not provided yet");
-    assert_eq!(err.code(), Some(ErrorCode::UnknownOp));
+        .expect_err("no such collection");
+    assert_eq!(err.code(), Some(ErrorCode::CollectionNotFound));
     assert!(matches!(err, Error::Daemon { .. }));
     // The client stays usable after a daemon error.
     client.ping().await.expect("ping after an error");
