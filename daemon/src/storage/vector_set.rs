@@ -170,10 +170,6 @@ impl VectorSet {
 
     /// Reserves room for `additional` more vectors (loading a collection at open knows its size;
     /// growing by doubling would briefly hold up to twice the codes).
-    #[allow(
-        dead_code,
-        reason = "for status reporting and loading; not every caller exists yet"
-    )]
     pub fn reserve(&mut self, additional: usize) {
         self.codes.reserve(additional * self.stride);
         self.keys.reserve(additional);
