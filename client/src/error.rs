@@ -47,13 +47,26 @@ pub enum Error {
     /// call opens a new one.
     #[error("ctxd did not answer within {0:?}")]
     Timeout(Duration),
+    /// An upsert sent as several requests failed after some of them were committed: the first
+    /// `committed` documents (in the order given) are written and stay written; the failing
+    /// request and everything after it are not (see [`crate::Client::upsert`]).
+    #[error("upsert failed after {committed} documents were committed: {source}")]
+    PartialUpsert {
+        /// Documents of the requests the daemon acknowledged, counted from the first.
+        committed: u64,
+        /// Why the next request failed.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
-    /// The daemon's error code, when the daemon answered with an error.
+    /// The daemon's error code, when the daemon answered with an error (for
+    /// [`Error::PartialUpsert`], the code of the request that failed).
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Error::Daemon { code, .. } => Some(*code),
+            Error::PartialUpsert { source, .. } => source.code(),
             _ => None,
         }
     }

@@ -33,23 +33,30 @@
 //! One `Client` holds one connection and answers calls one at a time (it may be shared across
 //! tasks behind an `Arc`); open several clients for parallel requests. After an I/O error or a
 //! timeout the connection is dropped, and the next call reconnects.
+//!
+//! [`Client::upsert`] takes any number of documents and sends them in requests of at most
+//! [`MAX_BATCH_DOCUMENTS`](ctxd_proto::limits::MAX_BATCH_DOCUMENTS) documents and about
+//! [`UPSERT_BATCH_BYTES`] of JSON each; every request is atomic on its own, the whole call is
+//! not (see [`Error::PartialUpsert`]).
 #![deny(missing_docs)]
 
+mod batch;
 mod connection;
 mod error;
 pub mod socket;
 
+pub use batch::UPSERT_BATCH_BYTES;
 pub use ctxd_proto as proto;
 pub use error::{Error, Result};
 
 use connection::Connection;
 use ctxd_proto::{
     Call, Check, CheckResult, CollectionResult, Count, CountResult, CreateCollection, Delete,
-    DeleteResult, DropCollection, DropCollectionResult, Empty, ErrorCode, Get, GetCollection,
-    GetResult, Health, HealthResult, Hello, HelloResult, ListCollections, ListCollectionsResult,
-    PROTOCOL_VERSION, Ping, Release, ReleaseResult, Renew, RenewResult, RequestId, Response,
-    Resume, ResumeResult, Search, SearchResult, Shutdown, Snapshot, SnapshotResult, Status,
-    StatusResult, Upsert, UpsertResult,
+    DeleteResult, Document, DropCollection, DropCollectionResult, Empty, ErrorCode, Get,
+    GetCollection, GetResult, Health, HealthResult, Hello, HelloResult, ListCollections,
+    ListCollectionsResult, PROTOCOL_VERSION, Ping, Release, ReleaseResult, Renew, RenewResult,
+    RequestId, Response, Resume, ResumeResult, Search, SearchResult, Shutdown, Snapshot,
+    SnapshotResult, Status, StatusResult, Upsert, UpsertResult,
 };
 use std::io;
 use std::path::{Path, PathBuf};
@@ -154,7 +161,9 @@ impl Client {
         &self.server
     }
 
-    /// Sends any operation and returns its typed result.
+    /// Sends any operation, as exactly one request, and returns its typed result. (An
+    /// [`Upsert`] sent this way is not split: [`Client::upsert`] is the method that takes any
+    /// number of documents.)
     pub async fn call<C: Call>(&self, params: C) -> Result<C::Output> {
         self.call_waiting(params, None).await
     }
@@ -328,9 +337,65 @@ impl Client {
         self.call(DropCollection { name: name.into() }).await
     }
 
-    /// `upsert`.
+    /// `upsert`: inserts or replaces any number of documents.
+    ///
+    /// The documents are sent in order, in requests of at most
+    /// [`MAX_BATCH_DOCUMENTS`](ctxd_proto::limits::MAX_BATCH_DOCUMENTS) (1000) documents and
+    /// about [`UPSERT_BATCH_BYTES`] (16 MiB) of encoded JSON each, one after another on this
+    /// connection. The result sums `upserted` over the requests and carries the last request's
+    /// `generation`.
+    ///
+    /// **Atomicity holds per request, not per call.** Each request is written completely or not
+    /// at all; a call that needs several requests can fail part way. Then:
+    ///
+    /// - if no request had been acknowledged, the error is the failing request's own error,
+    ///   and nothing was written (as for a call that fits in one request);
+    /// - otherwise it is [`Error::PartialUpsert`]: the first `committed` documents, in the
+    ///   order given, were written and stay written; the failing request and the documents
+    ///   after it were not (the rest is never sent).
+    ///
+    /// When the failure is a transport error ([`Error::Io`], [`Error::Timeout`]) the request in
+    /// flight may have been written too: the daemon may have committed it before the reply was
+    /// lost. Sending the same documents again is always safe, since an upsert replaces documents
+    /// by id.
     pub async fn upsert(&self, params: Upsert) -> Result<UpsertResult> {
-        self.call(params).await
+        let batches = batch::plan_default(&params.documents);
+        if batches.len() <= 1 {
+            // Fits in one request (or is empty, which the daemon judges): atomic as a whole.
+            return self.call(params).await;
+        }
+        let Upsert {
+            collection,
+            documents,
+        } = params;
+        let mut rest = documents.into_iter();
+        let mut total = UpsertResult {
+            upserted: 0,
+            generation: 0,
+        };
+        let mut committed = 0_u64;
+        for range in batches {
+            let documents: Vec<Document> = rest.by_ref().take(range.len()).collect();
+            let request = Upsert {
+                collection: collection.clone(),
+                documents,
+            };
+            match self.call(request).await {
+                Ok(result) => {
+                    total.upserted += result.upserted;
+                    total.generation = result.generation;
+                    committed += range.len() as u64;
+                }
+                Err(source) if committed == 0 => return Err(source),
+                Err(source) => {
+                    return Err(Error::PartialUpsert {
+                        committed,
+                        source: Box::new(source),
+                    });
+                }
+            }
+        }
+        Ok(total)
     }
 
     /// `delete`.
