@@ -1,7 +1,11 @@
 //! The command line, as clap definitions. One name per operation: the wire `op`, the client
 //! method and the subcommand agree.
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
+use ctxd_proto::limits::{MAX_BATCH_DOCUMENTS, MAX_DIMENSION, MAX_K};
+use ctxd_proto::{Distance, Field, Filter, SearchMode, Tokenizer};
+use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,6 +48,318 @@ pub enum Command {
     Health,
     /// Stop the daemon and wait until it has closed every file.
     Stop,
+    /// List collections (the default), or create, drop or show one.
+    Collections(CollectionsArgs),
+    /// Upsert the documents of a JSON-lines file, in batches, with progress.
+    Import(ImportArgs),
+    /// Print every document of a collection as JSON lines, the shape `import` reads.
+    Export(ExportArgs),
+    /// Lexical, vector or hybrid search; prints the hits best first.
+    Search(SearchArgs),
+    /// Print documents by id.
+    Get(GetArgs),
+    /// Delete documents by id and/or filter; prints how many were deleted.
+    Delete(DeleteArgs),
+    /// Count the documents of a collection, optionally filtered.
+    Count(CountArgs),
+}
+
+/// `ctxd collections`: without an action, lists them.
+#[derive(Debug, Args)]
+pub struct CollectionsArgs {
+    /// What to do [default: list].
+    #[command(subcommand)]
+    pub action: Option<CollectionsCommand>,
+}
+
+/// The actions of `ctxd collections`, one per collection operation.
+#[derive(Debug, Subcommand)]
+pub enum CollectionsCommand {
+    /// List every collection with its settings and document count (`list_collections`).
+    List,
+    /// Create a collection (`create_collection`).
+    Create(CreateArgs),
+    /// Show one collection's settings and document count (`get_collection`).
+    #[command(visible_alias = "show")]
+    Get {
+        /// The collection's name.
+        #[arg(value_parser = collection_name)]
+        name: String,
+    },
+    /// Delete a collection and all its documents (`drop_collection`).
+    Drop {
+        /// The collection's name.
+        #[arg(value_parser = collection_name)]
+        name: String,
+    },
+}
+
+/// Options of `ctxd collections create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// 1–64 characters of A-Z a-z 0-9 _ . - (not starting with `.`).
+    #[arg(value_parser = collection_name)]
+    pub name: String,
+    /// The length of every vector in the collection (fixed at creation).
+    #[arg(long = "dim", visible_alias = "dimension", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DIMENSION)))]
+    pub dimension: u32,
+    /// How vectors are compared [default: cosine].
+    #[arg(long, value_name = "DISTANCE", value_parser = wire::<Distance>(DISTANCES))]
+    pub distance: Option<Distance>,
+    /// How text is split into terms for full-text search [default: porter].
+    #[arg(long, value_name = "TOKENIZER", value_parser = wire::<Tokenizer>(TOKENIZERS))]
+    pub tokenizer: Option<Tokenizer>,
+    /// Succeed when the collection already exists with the same settings.
+    #[arg(long)]
+    pub if_not_exists: bool,
+}
+
+/// Options of `ctxd import`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Each line is one document: {\"id\": \"a\", \"text\": \"...\", \"vector\": [0.1, ...], \"metadata\": {...}},
+with text, vector or both; blank lines are skipped. Lines are checked as they are read, and
+documents are sent in batches, each written atomically. On an invalid line or a failed batch the
+import stops, names the line, and says how many documents were committed: those stay committed.
+Importing again is safe (documents with the same id are replaced).")]
+pub struct ImportArgs {
+    /// The collection to write into (it must exist).
+    #[arg(value_parser = collection_name)]
+    pub collection: String,
+    /// The JSON-lines file to read, or `-` for standard input.
+    #[arg(value_name = "FILE.jsonl", value_parser = readable_input)]
+    pub file: PathBuf,
+    /// Documents per upsert request: each batch is written completely or not at all.
+    #[arg(long, value_name = "N", default_value_t = MAX_BATCH_DOCUMENTS as u32,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_BATCH_DOCUMENTS as i64))]
+    pub batch: u32,
+}
+
+/// Options of `ctxd export`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Documents are read in pages of 1000 (`get` with limit and offset); a later page costs more than an
+earlier one, so very large collections export in time that grows faster than their size. Writes
+made while an export runs may or may not appear in it.")]
+pub struct ExportArgs {
+    /// The collection to export.
+    #[arg(value_parser = collection_name)]
+    pub collection: String,
+    /// Include each document's vector (needed to re-import vector-only documents).
+    #[arg(long)]
+    pub include_vectors: bool,
+    /// Export only the documents that match this metadata filter.
+    #[arg(long, value_name = "JSON", value_parser = parse_filter)]
+    pub filter: Option<Filter>,
+}
+
+/// Options of `ctxd search`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Filters use ChromaDB's `where` syntax, e.g. --filter '{\"year\": {\"$gte\": 2020}}' or
+--filter '{\"$or\": [{\"lang\": \"en\"}, {\"lang\": \"de\"}]}'. Without --mode the search is
+hybrid when both TEXT and a vector are given, else whichever one is.")]
+pub struct SearchArgs {
+    /// The collection to search.
+    #[arg(value_parser = collection_name)]
+    pub collection: String,
+    /// Query text (plain words; never query syntax).
+    pub text: Option<String>,
+    /// Number of hits [default: 10].
+    #[arg(short, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_K)))]
+    pub k: Option<u32>,
+    /// Rank only documents that match this metadata filter.
+    #[arg(long, value_name = "JSON", value_parser = parse_filter)]
+    pub filter: Option<Filter>,
+    /// Query vector, as a JSON array of numbers.
+    #[arg(long, value_name = "JSON_ARRAY", value_parser = parse_vector, conflicts_with = "vector_file")]
+    pub vector: Option<QueryVector>,
+    /// Read the query vector (a JSON array of numbers) from this file.
+    #[arg(long, value_name = "FILE", value_parser = read_vector_file)]
+    pub vector_file: Option<QueryVector>,
+    /// Which ranked lists to compute.
+    #[arg(long, value_parser = wire::<SearchMode>(MODES))]
+    pub mode: Option<SearchMode>,
+    /// Parts of each hit to return, comma-separated [default: text,metadata].
+    #[arg(long, value_name = "PARTS", value_delimiter = ',', value_parser = wire::<Field>(FIELDS))]
+    pub include: Option<Vec<Field>>,
+    /// Rank the vector part by brute force over every vector (slow; for checking recall).
+    #[arg(long)]
+    pub exact: bool,
+}
+
+/// Options of `ctxd get`.
+#[derive(Debug, Args)]
+#[command(after_help = "Exits 1 when any ID is not found; the documents found are still printed.")]
+pub struct GetArgs {
+    /// The collection to read from.
+    #[arg(value_parser = collection_name)]
+    pub collection: String,
+    /// The documents' ids.
+    #[arg(value_name = "ID", required = true)]
+    pub ids: Vec<String>,
+    /// Parts of each document to return, comma-separated [default: text,metadata].
+    #[arg(long, value_name = "PARTS", value_delimiter = ',', value_parser = wire::<Field>(FIELDS))]
+    pub include: Option<Vec<Field>>,
+}
+
+/// Options of `ctxd delete`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "With both IDs and --filter, a document is deleted only when it matches both."
+)]
+pub struct DeleteArgs {
+    /// The collection to delete from.
+    #[arg(value_parser = collection_name)]
+    pub collection: String,
+    /// The documents' ids.
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Delete the documents that match this metadata filter.
+    #[arg(long, value_name = "JSON", value_parser = parse_filter)]
+    pub filter: Option<Filter>,
+}
+
+/// Options of `ctxd count`.
+#[derive(Debug, Args)]
+pub struct CountArgs {
+    /// The collection to count in.
+    #[arg(value_parser = collection_name)]
+    pub collection: String,
+    /// Count only the documents that match this metadata filter.
+    #[arg(long, value_name = "JSON", value_parser = parse_filter)]
+    pub filter: Option<Filter>,
+}
+
+impl Command {
+    /// Rules that involve several arguments, beyond what clap checks. The CLI checks them
+    /// before connecting, so they are usage errors (exit 2) even when the daemon is down. The
+    /// error is the subcommand's name and what is wrong.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        match self {
+            Command::Search(args) => args.check().map_err(|e| ("search", e)),
+            Command::Delete(args) => args.check().map_err(|e| ("delete", e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl SearchArgs {
+    /// A search needs text or a vector, and the ones its `--mode` uses.
+    pub fn check(&self) -> Result<(), String> {
+        let text = self.text.is_some();
+        let vector = self.vector.is_some() || self.vector_file.is_some();
+        match self.mode {
+            None if !text && !vector => {
+                Err("search needs query TEXT, --vector or --vector-file".to_owned())
+            }
+            Some(mode @ (SearchMode::Lexical | SearchMode::Hybrid)) if !text => Err(format!(
+                "--mode {} needs query TEXT",
+                super::output::wire_name(&mode)
+            )),
+            Some(mode @ (SearchMode::Vector | SearchMode::Hybrid)) if !vector => Err(format!(
+                "--mode {} needs a query vector (--vector or --vector-file)",
+                super::output::wire_name(&mode)
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl DeleteArgs {
+    /// Deleting needs ids or a filter: a bare `ctxd delete COLLECTION` deletes nothing rather
+    /// than everything (`collections drop` is for that).
+    pub fn check(&self) -> Result<(), String> {
+        if self.ids.is_empty() && self.filter.is_none() {
+            return Err("delete needs document IDs, --filter, or both".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// A query vector given on the command line (a newtype, so clap takes it as one value rather
+/// than a list of occurrences).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryVector(pub Vec<f32>);
+
+/// The wire names of [`Distance`], as `--distance` accepts them.
+const DISTANCES: &[&str] = &["cosine", "euclidean", "dot", "manhattan"];
+/// The wire names of [`Tokenizer`].
+const TOKENIZERS: &[&str] = &["porter", "unicode61", "trigram"];
+/// The wire names of [`SearchMode`].
+const MODES: &[&str] = &["lexical", "vector", "hybrid"];
+/// The wire names of [`Field`].
+const FIELDS: &[&str] = &["text", "metadata", "vector"];
+
+/// A parser for a protocol enum that offers `names` (listed in `--help`) and decodes the chosen
+/// one with the protocol's own serde mapping, so the command line and the wire cannot disagree.
+fn wire<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
+where
+    T: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(names)
+        .try_map(|name: String| serde_json::from_value::<T>(serde_json::Value::String(name)))
+}
+
+/// Checks a collection name locally (DESIGN §2), so a typo is a usage error, not a round trip.
+pub fn collection_name(name: &str) -> Result<String, String> {
+    if ctxd_proto::limits::is_valid_collection_name(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "`{name}` is not a collection name: use 1–64 characters of A-Z a-z 0-9 _ . - \
+             (not starting with `.`)"
+        ))
+    }
+}
+
+/// Parses a `--filter` argument: JSON in ChromaDB's `where` syntax.
+pub fn parse_filter(text: &str) -> Result<Filter, String> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        format!("not valid JSON ({e}); a filter looks like '{{\"year\": {{\"$gte\": 2020}}}}'")
+    })?;
+    Filter::from_value(&value).map_err(|e| format!("not a valid filter: {e}"))
+}
+
+/// Parses a `--vector` argument: a non-empty JSON array of numbers that fit a 32-bit float.
+pub fn parse_vector(text: &str) -> Result<QueryVector, String> {
+    let numbers: Vec<f64> = serde_json::from_str(text).map_err(|e| {
+        format!("not a JSON array of numbers ({e}); a vector looks like '[0.1, -0.2, 0.3]'")
+    })?;
+    if numbers.is_empty() {
+        return Err("the vector is empty; it needs the collection's dimension of numbers".into());
+    }
+    let mut vector = Vec::with_capacity(numbers.len());
+    for (index, number) in numbers.into_iter().enumerate() {
+        // JSON has no NaN or infinity, but a number beyond f32's range becomes infinite.
+        let narrowed = number as f32;
+        if !narrowed.is_finite() {
+            return Err(format!(
+                "element {index} of the vector ({number}) does not fit a 32-bit float"
+            ));
+        }
+        vector.push(narrowed);
+    }
+    Ok(QueryVector(vector))
+}
+
+/// Reads `--vector-file`: a file holding one JSON array of numbers.
+pub fn read_vector_file(path: &str) -> Result<QueryVector, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+    parse_vector(text.trim()).map_err(|e| format!("`{path}` holds {e}"))
+}
+
+/// Checks that an import's input can be opened (`-` is standard input), so a mistyped path is a
+/// usage error reported before connecting. The file is opened again when the import starts.
+pub fn readable_input(path: &str) -> Result<PathBuf, String> {
+    if path != "-" {
+        let file = std::fs::File::open(path).map_err(|e| format!("cannot open `{path}`: {e}"))?;
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(format!("`{path}` is a directory, not a JSON-lines file"));
+        }
+    }
+    Ok(PathBuf::from(path))
 }
 
 /// Options of `ctxd serve`.
@@ -81,6 +397,182 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn protocol_enums_parse_by_their_wire_names() {
+        let names =
+            |values: &[&str]| -> Vec<String> { values.iter().map(|v| (*v).to_owned()).collect() };
+        let cli = Cli::try_parse_from([
+            "ctxd",
+            "collections",
+            "create",
+            "notes",
+            "--dim",
+            "4",
+            "--distance",
+            "manhattan",
+            "--tokenizer",
+            "trigram",
+        ])
+        .expect("parses");
+        let Command::Collections(CollectionsArgs {
+            action: Some(CollectionsCommand::Create(create)),
+        }) = cli.command
+        else {
+            panic!("expected collections create");
+        };
+        assert_eq!(create.distance, Some(Distance::Manhattan));
+        assert_eq!(create.tokenizer, Some(Tokenizer::Trigram));
+        // Every listed name decodes, and decodes back to itself.
+        fn round_trip<T: DeserializeOwned + serde::Serialize>(list: &[&str]) {
+            for name in list {
+                let value: T = serde_json::from_value(serde_json::Value::String((*name).into()))
+                    .unwrap_or_else(|e| panic!("`{name}` is not a wire name: {e}"));
+                assert_eq!(serde_json::to_value(&value).expect("encodes"), *name);
+            }
+        }
+        round_trip::<Distance>(DISTANCES);
+        round_trip::<Tokenizer>(TOKENIZERS);
+        round_trip::<SearchMode>(MODES);
+        round_trip::<Field>(FIELDS);
+        assert_eq!(names(FIELDS).len(), Field::DEFAULT_INCLUDE.len() + 1);
+    }
+
+    #[test]
+    fn search_takes_a_comma_separated_include_and_a_json_vector() {
+        let cli = Cli::try_parse_from([
+            "ctxd",
+            "search",
+            "notes",
+            "otters",
+            "-k",
+            "5",
+            "--vector",
+            "[1, 0.5, -2e-3]",
+            "--include",
+            "text,vector",
+            "--mode",
+            "hybrid",
+        ])
+        .expect("parses");
+        let Command::Search(search) = cli.command else {
+            panic!("expected search");
+        };
+        assert_eq!(search.k, Some(5));
+        assert_eq!(search.vector, Some(QueryVector(vec![1.0, 0.5, -2e-3])));
+        assert_eq!(search.include, Some(vec![Field::Text, Field::Vector]));
+        assert_eq!(search.mode, Some(SearchMode::Hybrid));
+    }
+
+    #[test]
+    fn bad_json_arguments_are_usage_errors_that_name_the_problem() {
+        for (args, needle) in [
+            (
+                &["search", "notes", "x", "--filter", "{year"][..],
+                "not valid JSON",
+            ),
+            (
+                &["search", "notes", "x", "--filter", "[1]"],
+                "must be a JSON object",
+            ),
+            (
+                &["count", "notes", "--filter", r#"{"a": {"$near": 1}}"#],
+                "$near",
+            ),
+            (
+                &["search", "notes", "--vector", "[1, 2"],
+                "not a JSON array",
+            ),
+            (&["search", "notes", "--vector", "[]"], "empty"),
+            (&["search", "notes", "--vector", "[1e39]"], "32-bit float"),
+            (
+                &["search", "notes", "--vector", r#"["a"]"#],
+                "not a JSON array",
+            ),
+            (&["search", "bad name", "x"], "not a collection name"),
+            (&["collections", "create", "notes", "--dim", "0"], "0"),
+            (
+                &[
+                    "collections",
+                    "create",
+                    "notes",
+                    "--dim",
+                    "4",
+                    "--distance",
+                    "cos",
+                ],
+                "cos",
+            ),
+            (&["import", "notes", "/no/such/file.jsonl"], "cannot open"),
+            (&["import", "notes", "-", "--batch", "1001"], "1001"),
+            (&["search", "notes", "-k", "1001", "x"], "1001"),
+        ] {
+            let error = Cli::try_parse_from(std::iter::once("ctxd").chain(args.iter().copied()))
+                .expect_err("a usage error");
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+            let text = error.to_string();
+            assert!(text.contains(needle), "{args:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn rules_across_arguments_are_checked_after_parsing() {
+        let check = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("ctxd").chain(args.iter().copied()))
+                .expect("parses")
+                .command
+                .check()
+        };
+        for (args, needle) in [
+            (
+                &["search", "notes"][..],
+                "needs query TEXT, --vector or --vector-file",
+            ),
+            (
+                &["search", "notes", "--vector", "[1]", "--mode", "lexical"],
+                "lexical needs",
+            ),
+            (
+                &["search", "notes", "otters", "--mode", "vector"],
+                "vector needs a query",
+            ),
+            (
+                &["search", "notes", "otters", "--mode", "hybrid"],
+                "hybrid needs a query",
+            ),
+            (&["delete", "notes"], "needs document IDs"),
+        ] {
+            let (_, message) = check(args).expect_err("a usage error");
+            assert!(message.contains(needle), "{args:?}: {message}");
+        }
+        for args in [
+            &["search", "notes", "otters"][..],
+            &["search", "notes", "--vector", "[1]"],
+            &[
+                "search", "notes", "x", "--vector", "[1]", "--mode", "hybrid",
+            ],
+            &["delete", "notes", "a", "b"],
+            &["delete", "notes", "--filter", r#"{"k": 1}"#],
+        ] {
+            assert_eq!(check(args), Ok(()), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn collections_without_an_action_lists_and_show_is_get() {
+        let cli = Cli::try_parse_from(["ctxd", "collections"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Collections(CollectionsArgs { action: None })
+        ));
+        let cli = Cli::try_parse_from(["ctxd", "collections", "show", "notes"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Collections(CollectionsArgs {
+                action: Some(CollectionsCommand::Get { .. })
+            })
+        ));
     }
 
     #[test]

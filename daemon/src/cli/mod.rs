@@ -2,7 +2,12 @@
 
 mod admin;
 pub mod args;
+mod collections;
+mod documents;
+mod export;
+mod import;
 mod output;
+mod search;
 
 pub use args::{Cli, Command};
 
@@ -53,6 +58,9 @@ pub fn client(global: args::GlobalArgs, command: Command) -> ExitCode {
         }
     };
     let out = Output { json: global.json };
+    if let Err((subcommand, message)) = command.check() {
+        return output::usage(subcommand, &message);
+    }
     runtime.block_on(async move {
         let mut builder = Client::builder()
             .timeout(global.timeout)
@@ -68,6 +76,13 @@ pub fn client(global: args::GlobalArgs, command: Command) -> ExitCode {
             Command::Status => admin::status(&client, out).await,
             Command::Health => admin::health(&client, out).await,
             Command::Stop => admin::stop(&client, out).await,
+            Command::Collections(args) => collections::run(&client, args, out).await,
+            Command::Import(args) => import::run(&client, args, out).await,
+            Command::Export(args) => export::run(&client, args, out).await,
+            Command::Search(args) => search::run(&client, args, out).await,
+            Command::Get(args) => documents::get(&client, args, out).await,
+            Command::Delete(args) => documents::delete(&client, args, out).await,
+            Command::Count(args) => documents::count(&client, args, out).await,
             Command::Serve(_) => unreachable!("serve is not a client command"),
         }
     })
