@@ -17,7 +17,11 @@
 //! reference it also times a bare socket echo (two threads of this process, no daemon), and
 //! prints the target beside the single-client figures: p50 ≤ 40 µs.
 //!
-//! At the end the daemon is stopped with the `shutdown` operation and waited for.
+//! At the end the daemon is stopped with the `shutdown` operation and waited for. Starting and
+//! stopping the daemon is shared with the other benchmarks (`common/mod.rs`).
+
+#[cfg(unix)]
+mod common;
 
 #[cfg(unix)]
 fn main() {
@@ -31,15 +35,13 @@ fn main() {
 
 #[cfg(unix)]
 mod bench {
+    use crate::common::{Daemon, contains, nanos, percentile};
     use ctxd_client::Client;
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
-    use std::path::{Path, PathBuf};
-    use std::process::{Child, Command, ExitStatus, Stdio};
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    use std::path::Path;
     use std::sync::{Arc, Barrier};
-    use std::thread::JoinHandle;
     use std::time::{Duration, Instant};
-    use tempfile::TempDir;
 
     /// Unmeasured pings each client sends first.
     const WARMUP: usize = 2_000;
@@ -53,20 +55,16 @@ mod bench {
     const TARGET_P50_US: f64 = 40.0;
     /// A bare socket round trip on the reference machine, in microseconds.
     const BARE_REFERENCE_US: f64 = 17.0;
-    /// How long the daemon may take to become ready, and to stop.
-    const DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
     /// The raw request line.
     const PING: &[u8] = b"{\"op\":\"ping\"}\n";
-    /// What the stderr reader sends on the notify socket when the daemon's stderr closes.
-    const EXITED: &[u8] = b"CTXD_BENCH_EXITED=1";
 
     pub(crate) fn main() {
         let daemon = Daemon::start();
         println!(
             "ctxd ping benchmark: {} (pid {}), socket {}",
             env!("CARGO_BIN_EXE_ctxd"),
-            daemon.child.id(),
-            daemon.socket.display()
+            daemon.pid(),
+            daemon.socket().display()
         );
         println!(
             "target: p50 <= {TARGET_P50_US} µs with 1 client \
@@ -79,16 +77,16 @@ mod bench {
             .build()
             .expect("cannot build the tokio runtime");
 
-        let bare = bare_echo(daemon.dir.path());
+        let bare = bare_echo(daemon.dir());
         report("echo", 1, "bare", &bare, None);
 
-        let one_client = via_client(&runtime, &daemon.socket, 1, SINGLE);
+        let one_client = via_client(&runtime, daemon.socket(), 1, SINGLE);
         report("ping", 1, "client", &one_client, Some(TARGET_P50_US));
-        let one_raw = via_raw(&daemon.socket, 1, SINGLE);
+        let one_raw = via_raw(daemon.socket(), 1, SINGLE);
         report("ping", 1, "raw", &one_raw, Some(TARGET_P50_US));
-        let many_client = via_client(&runtime, &daemon.socket, CLIENTS, PER_CLIENT);
+        let many_client = via_client(&runtime, daemon.socket(), CLIENTS, PER_CLIENT);
         report("ping", CLIENTS, "client", &many_client, None);
-        let many_raw = via_raw(&daemon.socket, CLIENTS, PER_CLIENT);
+        let many_raw = via_raw(daemon.socket(), CLIENTS, PER_CLIENT);
         report("ping", CLIENTS, "raw", &many_raw, None);
 
         println!();
@@ -321,9 +319,7 @@ mod bench {
             let mut sorted = round.samples.clone();
             sorted.sort_unstable();
             let n = sorted.len();
-            assert!(n > 0, "no samples");
-            // Nearest rank: the smallest sample with at least p of all samples at or below it.
-            let rank = |p: f64| sorted[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+            let rank = |p: f64| percentile(&sorted, p);
             Summary {
                 n,
                 p50: rank(0.50),
@@ -364,137 +360,5 @@ mod bench {
 
     fn us(nanos: u64) -> String {
         format!("{:.1}µs", nanos as f64 / 1_000.0)
-    }
-
-    fn nanos(d: Duration) -> u64 {
-        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-    }
-
-    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-        haystack.windows(needle.len()).any(|w| w == needle)
-    }
-
-    /// A `ctxd serve` child in its own temporary directory.
-    struct Daemon {
-        child: Child,
-        dir: TempDir,
-        socket: PathBuf,
-        /// Collects the daemon's stderr until it closes (when the daemon exits).
-        stderr: Option<JoinHandle<String>>,
-    }
-
-    impl Daemon {
-        /// Spawns the daemon and blocks until it sends `READY=1`.
-        fn start() -> Daemon {
-            let dir = tempfile::tempdir().expect("cannot create a temporary directory");
-            let socket = dir.path().join("ctxd.sock");
-            let notify_path = dir.path().join("notify.sock");
-            let notify = UnixDatagram::bind(&notify_path).expect("cannot bind the notify socket");
-            notify
-                .set_read_timeout(Some(DAEMON_TIMEOUT))
-                .expect("cannot set the notify socket's read timeout");
-
-            let mut child = Command::new(env!("CARGO_BIN_EXE_ctxd"))
-                .arg("serve")
-                .arg("--data")
-                .arg(dir.path().join("data"))
-                .arg("--socket")
-                .arg(&socket)
-                .arg("--log-level")
-                .arg("info")
-                .env("NOTIFY_SOCKET", &notify_path)
-                .env_remove("CTXD_SOCKET")
-                .env_remove("RUST_LOG")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("cannot start ctxd serve");
-
-            // The reader sees end of file when the daemon exits, and then wakes the wait below.
-            let mut pipe = child.stderr.take().expect("the daemon's stderr is piped");
-            let stderr = std::thread::spawn(move || {
-                let mut text = Vec::new();
-                let _ = pipe.read_to_end(&mut text);
-                if let Ok(wake) = UnixDatagram::unbound() {
-                    let _ = wake.send_to(EXITED, &notify_path);
-                }
-                String::from_utf8_lossy(&text).into_owned()
-            });
-            let mut daemon = Daemon {
-                child,
-                dir,
-                socket,
-                stderr: Some(stderr),
-            };
-
-            let mut message = [0_u8; 4096];
-            loop {
-                match notify.recv(&mut message) {
-                    Ok(n) => {
-                        let message = &message[..n];
-                        if message.split(|&b| b == b'\n').any(|l| l == b"READY=1") {
-                            return daemon;
-                        }
-                        if message == EXITED {
-                            daemon.fail("exited before it was ready");
-                        }
-                    }
-                    Err(e) => daemon.fail(&format!("did not become ready: {e}")),
-                }
-            }
-        }
-
-        /// Prints the daemon's stderr and panics.
-        fn fail(&mut self, why: &str) -> ! {
-            let _ = self.child.kill();
-            let status = self.child.wait();
-            let stderr = self
-                .stderr
-                .take()
-                .map(|t| t.join().unwrap_or_default())
-                .unwrap_or_default();
-            eprintln!("ctxd stderr:\n{stderr}");
-            panic!("ctxd {why} (exit: {status:?})");
-        }
-
-        /// Sends `shutdown`, waits for the daemon to close the connection and exit.
-        fn stop(mut self) -> ExitStatus {
-            let stream =
-                UnixStream::connect(&self.socket).expect("cannot connect to send shutdown");
-            stream
-                .set_read_timeout(Some(DAEMON_TIMEOUT))
-                .expect("cannot set a read timeout");
-            let mut raw = RawConnection::new(stream);
-            raw.writer
-                .write_all(b"{\"op\":\"shutdown\"}\n")
-                .expect("cannot send shutdown");
-            let mut rest = Vec::new();
-            // The reply, then end of file once the daemon has closed everything.
-            if let Err(e) = raw.reader.read_to_end(&mut rest) {
-                self.fail(&format!("did not stop within {DAEMON_TIMEOUT:?}: {e}"));
-            }
-            if !contains(&rest, b"\"ok\":true") {
-                self.fail(&format!(
-                    "refused shutdown: {}",
-                    String::from_utf8_lossy(&rest).trim_end()
-                ));
-            }
-            let status = self.child.wait().expect("cannot wait for the daemon");
-            if !status.success() {
-                self.fail(&format!("stopped with {status}"));
-            }
-            status
-        }
-    }
-
-    impl Drop for Daemon {
-        fn drop(&mut self) {
-            // Only reached with the daemon still running when the benchmark panicked.
-            if let Ok(None) = self.child.try_wait() {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
-        }
     }
 }

@@ -1,0 +1,185 @@
+//! What the benchmarks share: a real `ctxd serve` process in a fresh temporary directory, with
+//! its own `--data` and `--socket`, ready when it says so on systemd's `NOTIFY_SOCKET`
+//! (`READY=1`; no sleeping or polling), and stopped with the `shutdown` operation.
+//!
+//! Each benchmark is its own crate and includes this module with `mod common;`.
+
+#![allow(
+    dead_code,
+    reason = "each benchmark is its own crate and uses only part of this module"
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// How long the daemon may take to become ready, and to stop.
+pub const DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
+/// What the stderr reader sends on the notify socket when the daemon's stderr closes.
+const EXITED: &[u8] = b"CTXD_BENCH_EXITED=1";
+
+/// A `ctxd serve` child (the release binary of this package) in its own temporary directory;
+/// killed on drop if still running.
+pub struct Daemon {
+    child: Child,
+    dir: TempDir,
+    socket: PathBuf,
+    /// Collects the daemon's stderr until it closes (when the daemon exits).
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Daemon {
+    /// Spawns the daemon and blocks until it sends `READY=1`.
+    pub fn start() -> Daemon {
+        let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+        let socket = dir.path().join("ctxd.sock");
+        let notify_path = dir.path().join("notify.sock");
+        let notify = UnixDatagram::bind(&notify_path).expect("cannot bind the notify socket");
+        notify
+            .set_read_timeout(Some(DAEMON_TIMEOUT))
+            .expect("cannot set the notify socket's read timeout");
+
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ctxd"))
+            .arg("serve")
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--log-level")
+            .arg("info")
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env_remove("CTXD_SOCKET")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start ctxd serve");
+
+        // The reader sees end of file when the daemon exits, and then wakes the wait below.
+        let mut pipe = child.stderr.take().expect("the daemon's stderr is piped");
+        let stderr = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            if let Ok(wake) = UnixDatagram::unbound() {
+                let _ = wake.send_to(EXITED, &notify_path);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        });
+        let mut daemon = Daemon {
+            child,
+            dir,
+            socket,
+            stderr: Some(stderr),
+        };
+
+        let mut message = [0_u8; 4096];
+        loop {
+            match notify.recv(&mut message) {
+                Ok(n) => {
+                    let message = &message[..n];
+                    if message.split(|&b| b == b'\n').any(|l| l == b"READY=1") {
+                        return daemon;
+                    }
+                    if message == EXITED {
+                        daemon.fail("exited before it was ready");
+                    }
+                }
+                Err(e) => daemon.fail(&format!("did not become ready: {e}")),
+            }
+        }
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The socket it listens on.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Its temporary directory (the data directory is `data/` inside), for scratch files.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Prints the daemon's stderr and panics.
+    pub fn fail(&mut self, why: &str) -> ! {
+        let _ = self.child.kill();
+        let status = self.child.wait();
+        let stderr = self
+            .stderr
+            .take()
+            .map(|t| t.join().unwrap_or_default())
+            .unwrap_or_default();
+        eprintln!("ctxd stderr:\n{stderr}");
+        panic!("ctxd {why} (exit: {status:?})");
+    }
+
+    /// Sends `shutdown`, waits for the daemon to close the connection and exit.
+    pub fn stop(mut self) -> ExitStatus {
+        let mut stream =
+            UnixStream::connect(&self.socket).expect("cannot connect to send shutdown");
+        stream
+            .set_read_timeout(Some(DAEMON_TIMEOUT))
+            .expect("cannot set a read timeout");
+        stream
+            .write_all(b"{\"op\":\"shutdown\"}\n")
+            .expect("cannot send shutdown");
+        let mut reader = BufReader::new(stream);
+        let mut reply = Vec::new();
+        let mut rest = Vec::new();
+        // The reply, then end of file once the daemon has closed everything.
+        let read = reader
+            .read_until(b'\n', &mut reply)
+            .and_then(|_| reader.read_to_end(&mut rest));
+        if let Err(e) = read {
+            self.fail(&format!("did not stop within {DAEMON_TIMEOUT:?}: {e}"));
+        }
+        if !contains(&reply, b"\"ok\":true") {
+            self.fail(&format!(
+                "refused shutdown: {}",
+                String::from_utf8_lossy(&reply).trim_end()
+            ));
+        }
+        let status = self.child.wait().expect("cannot wait for the daemon");
+        if !status.success() {
+            self.fail(&format!("stopped with {status}"));
+        }
+        status
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Only reached with the daemon still running when the benchmark panicked.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Nanoseconds of a duration, saturating.
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The nearest-rank percentile `p` (0–1) of sorted samples: the smallest sample with at least
+/// `p` of all samples at or below it.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    let n = sorted.len();
+    assert!(n > 0, "no samples");
+    sorted[((p * n as f64).ceil() as usize).clamp(1, n) - 1]
+}
