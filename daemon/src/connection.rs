@@ -73,12 +73,6 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
-    /// Whether a complete line is already buffered (then replies can wait to be flushed
-    /// together).
-    pub fn has_buffered_frame(&self) -> bool {
-        self.buf[self.scanned..].contains(&b'\n')
-    }
-
     fn take_line(&mut self) -> Option<Vec<u8>> {
         let Some(offset) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') else {
             self.scanned = self.buf.len();

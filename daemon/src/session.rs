@@ -1,17 +1,33 @@
-//! One client connection: read a line, answer it, in order, until the client leaves or the
+//! One client connection: read lines, answer them in order, until the client leaves or the
 //! daemon stops.
+//!
+//! Two stages run in the same task: the reader decodes the next request while the executor
+//! runs the current one (a large upsert's JSON is parsed while the previous batch commits).
+//! Requests still execute one at a time and in order, so a client that pipelines an upsert and
+//! a search sees its own write.
 
 use crate::connection::{FrameError, FrameReader};
 use crate::dispatch::{self, After};
 use crate::listener;
 use crate::shared::Shared;
-use ctxd_proto::{Empty, ErrorBody, ErrorCode, Request};
+use ctxd_proto::{Empty, ErrorBody, ErrorCode, Rejected, Request};
 use interprocess::local_socket::tokio::Stream;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
+use tokio::sync::mpsc;
+
+/// Requests decoded ahead of the one executing: enough to overlap decoding with execution,
+/// small enough that shutdown abandons little.
+const DECODED_AHEAD: usize = 2;
+
+/// What the reader hands the executor.
+enum Incoming {
+    Request(Box<Result<Request, Rejected>>),
+    TooLarge(usize),
+}
 
 /// Serves one connection to its end.
 pub async fn run(stream: Stream, shared: Arc<Shared>) {
@@ -27,48 +43,86 @@ pub async fn run(stream: Stream, shared: Arc<Shared>) {
         let _ = send(&mut writer, reply, true).await;
         return;
     }
-    let mut reader = FrameReader::new(Side(Arc::clone(&stream)), shared.max_frame);
+    let (decoded, queue) = mpsc::channel(DECODED_AHEAD);
+    let reader = read_requests(
+        FrameReader::new(Side(Arc::clone(&stream)), shared.max_frame),
+        decoded,
+        &shared,
+    );
+    let executor = async {
+        // Owned here, so returning drops it and the reader stops at once.
+        let mut queue = queue;
+        while let Some(incoming) = queue.recv().await {
+            if shared.shutdown.is_triggered() {
+                break;
+            }
+            let (reply, after) = match incoming {
+                Incoming::Request(request) => match *request {
+                    Ok(request) => dispatch::handle(&shared, request).await,
+                    Err(rejected) => (
+                        dispatch::encode_body::<Empty>(rejected.id, Err(rejected.error)),
+                        After::Continue,
+                    ),
+                },
+                Incoming::TooLarge(limit) => {
+                    let reply = dispatch::encode_body::<Empty>(
+                        None,
+                        Err(ErrorBody::new(
+                            ErrorCode::FrameTooLarge,
+                            format!(
+                                "request line exceeds the frame limit of {limit} bytes; closing the connection"
+                            ),
+                        )
+                        .with_detail("max_frame", limit)),
+                    );
+                    let _ = send(&mut writer, reply, true).await;
+                    return None;
+                }
+            };
+            // Replies to requests already waiting are flushed together.
+            let flush = after != After::Continue || queue.is_empty();
+            if let Err(e) = send(&mut writer, reply, flush).await {
+                tracing::debug!("cannot answer: {e}");
+                return None;
+            }
+            if after == After::HoldUntilExit {
+                return Some(());
+            }
+        }
+        None
+    };
+    // The reader ends when the executor drops the queue (it returns) or at end of input.
+    let ((), hold) = tokio::join!(reader, executor);
+    if hold.is_some() {
+        shared.hold_until_exit(stream);
+    }
+}
+
+/// Reads and decodes requests until end of input, a framing error, shutdown, or the executor
+/// going away.
+async fn read_requests(
+    mut frames: FrameReader<Side>,
+    decoded: mpsc::Sender<Incoming>,
+    shared: &Shared,
+) {
     loop {
         let frame = tokio::select! {
             biased;
-            _ = shared.shutdown.triggered() => break,
-            frame = reader.next_frame() => frame,
+            _ = shared.shutdown.triggered() => return,
+            _ = decoded.closed() => return,
+            frame = frames.next_frame() => frame,
         };
-        let line = match frame {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
-            Err(FrameError::TooLarge { limit }) => {
-                let reply = dispatch::encode_body::<Empty>(
-                    None,
-                    Err(ErrorBody::new(
-                        ErrorCode::FrameTooLarge,
-                        format!("request line exceeds the frame limit of {limit} bytes; closing the connection"),
-                    )
-                    .with_detail("max_frame", limit)),
-                );
-                let _ = send(&mut writer, reply, true).await;
-                break;
-            }
+        let incoming = match frame {
+            Ok(Some(line)) => Incoming::Request(Box::new(Request::decode(&line))),
+            Ok(None) => return,
+            Err(FrameError::TooLarge { limit }) => Incoming::TooLarge(limit),
             Err(FrameError::Io(e)) => {
                 tracing::debug!("connection ended: {e}");
-                break;
+                return;
             }
         };
-        let (reply, after) = match Request::decode(&line) {
-            Ok(request) => dispatch::handle(&shared, request).await,
-            Err(rejected) => (
-                dispatch::encode_body::<Empty>(rejected.id, Err(rejected.error)),
-                After::Continue,
-            ),
-        };
-        // Pipelined requests already buffered are answered before one flush.
-        let flush = after != After::Continue || !reader.has_buffered_frame();
-        if let Err(e) = send(&mut writer, reply, flush).await {
-            tracing::debug!("cannot answer: {e}");
-            break;
-        }
-        if after == After::HoldUntilExit {
-            shared.hold_until_exit(stream);
+        let last = matches!(incoming, Incoming::TooLarge(_));
+        if decoded.send(incoming).await.is_err() || last {
             return;
         }
     }
