@@ -45,22 +45,30 @@ impl StoredDoc {
     }
 }
 
-/// The key and vector flag of document `id`, if it exists.
-pub fn lookup(
+/// The key and vector flag of every listed id that exists, in one query.
+pub fn lookup_many(
     conn: &Connection,
     collection: u16,
-    id: &str,
-) -> Result<Option<(u32, bool)>, StorageError> {
+    ids: impl Iterator<Item = impl AsRef<str>>,
+) -> Result<std::collections::HashMap<String, (u32, bool)>, StorageError> {
+    let ids: Vec<String> = ids.map(|id| id.as_ref().to_owned()).collect();
     let mut select = conn.prepare_cached(
-        "SELECT key, has_vector FROM documents WHERE collection = ?1 AND id = ?2",
+        "SELECT id, key, has_vector FROM documents
+         WHERE collection = ?1 AND id IN (SELECT value FROM json_each(?2))",
     )?;
-    let row = select
-        .query_row(params![collection, id], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, bool>(1)?))
-        })
-        .optional()?;
-    row.map(|(key, has_vector)| Ok((to_key(key)?, has_vector)))
-        .transpose()
+    let json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".to_owned());
+    let rows = select.query_map(params![collection, json], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, bool>(2)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (id, key, has_vector) = row?;
+        Ok((id, (to_key(key)?, has_vector)))
+    })
+    .collect()
 }
 
 /// Inserts a new document and returns its key.
@@ -227,6 +235,17 @@ pub fn fetch(conn: &Connection, keys: &[u32]) -> Result<Vec<Option<StoredDoc>>, 
     keys.iter()
         .map(|&key| select.query_row([key], read_doc).optional()?.transpose())
         .collect()
+}
+
+/// The lowest and highest document key of a collection (0, 0 when it is empty).
+pub fn key_range(conn: &Connection, collection: u16) -> Result<(i64, i64), StorageError> {
+    // Two index probes: SQLite's min/max shortcut applies to a lone min() or max() only, and
+    // both in one query scan the whole collection.
+    let mut select = conn.prepare_cached(
+        "SELECT coalesce((SELECT key FROM documents WHERE collection = ?1 ORDER BY key LIMIT 1), 0),
+                coalesce((SELECT key FROM documents WHERE collection = ?1 ORDER BY key DESC LIMIT 1), 0)",
+    )?;
+    Ok(select.query_row([collection], |row| Ok((row.get(0)?, row.get(1)?)))?)
 }
 
 /// Number of selected documents.

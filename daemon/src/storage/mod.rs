@@ -13,6 +13,7 @@ mod documents;
 mod error;
 pub mod filter_sql;
 mod fts;
+mod journal_codec;
 pub mod manifest;
 mod read;
 mod reader;
@@ -338,6 +339,8 @@ fn load_sets(
     let mut sets = HashMap::new();
     for collection in catalog.iter() {
         let mut set = VectorSet::new(collection.dimension as usize, collection.distance);
+        // An upper bound (documents without vectors count too), so the buffer never regrows.
+        set.reserve(usize::try_from(collection.count).unwrap_or(0));
         reader.for_each(&rtxn, collection.id, |key, bytes| {
             set.upsert(key, &vectors::decode_vector(bytes));
         })?;

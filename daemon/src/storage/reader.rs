@@ -7,7 +7,8 @@
 //! a read in progress.
 
 use super::StorageError;
-use super::catalog::Catalog;
+use super::catalog::{Catalog, Collection};
+use super::fts::TermStats;
 use super::text;
 use super::vector_set::VectorSet;
 use super::vectors::VectorReader;
@@ -35,6 +36,7 @@ pub struct ReadSide {
     pub generation: AtomicU64,
     text_path: PathBuf,
     pool: Mutex<Vec<Connection>>,
+    term_stats: Mutex<HashMap<u16, Arc<TermStats>>>,
 }
 
 impl ReadSide {
@@ -53,7 +55,35 @@ impl ReadSide {
             generation: AtomicU64::new(generation),
             text_path,
             pool: Mutex::new(Vec::new()),
+            term_stats: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A collection's term statistics, read again once the collection has drifted 10 % from
+    /// them.
+    pub fn term_stats(
+        &self,
+        conn: &Connection,
+        collection: &Collection,
+    ) -> Result<Arc<TermStats>, StorageError> {
+        let mut cache = lock(&self.term_stats);
+        if let Some(stats) = cache.get(&collection.id)
+            && !stats.stale(collection.count)
+        {
+            return Ok(Arc::clone(stats));
+        }
+        let stats = Arc::new(TermStats::load(
+            conn,
+            &collection.fts_table(),
+            collection.count,
+        )?);
+        cache.insert(collection.id, Arc::clone(&stats));
+        Ok(stats)
+    }
+
+    /// Forgets what is cached about a dropped collection (its id may be reused).
+    pub fn forget(&self, id: u16) {
+        lock(&self.term_stats).remove(&id);
     }
 
     /// The catalog, for reading.

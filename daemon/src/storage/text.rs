@@ -8,7 +8,8 @@
 //! alone is a complete copy.
 
 use super::StorageError;
-use super::vectors::{VectorChange, decode_vector, encode_vector};
+use super::journal_codec;
+use super::vectors::VectorChange;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -115,11 +116,8 @@ impl TextStore {
                  ) STRICT;
                  CREATE INDEX documents_by_collection ON documents (collection);
                  CREATE TABLE redo (
-                     seq INTEGER PRIMARY KEY,
-                     generation INTEGER NOT NULL,
-                     collection INTEGER NOT NULL,
-                     key INTEGER,
-                     vector BLOB
+                     generation INTEGER PRIMARY KEY,
+                     changes BLOB NOT NULL
                  ) STRICT;
                  PRAGMA user_version = 2;
                  COMMIT;",
@@ -175,66 +173,34 @@ pub fn set_generation(conn: &Connection, generation: u64) -> Result<(), StorageE
     Ok(())
 }
 
-/// Journals vector changes of `generation` (inside the caller's transaction), so they survive
-/// a crash between the SQLite commit and the LMDB commit.
+/// Journals the vector changes of a group whose last generation is `generation` (inside the
+/// caller's transaction), so they survive a crash between the SQLite and the LMDB commit. One
+/// row per group: a single blob write costs far less than a row per vector.
 pub fn journal(
     conn: &Connection,
     generation: u64,
     changes: &[VectorChange],
 ) -> Result<(), StorageError> {
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO redo (generation, collection, key, vector) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    let generation = i64::try_from(generation).unwrap_or(i64::MAX);
-    for change in changes {
-        match change {
-            VectorChange::Put {
-                collection,
-                key,
-                vector,
-            } => insert.execute(params![generation, collection, key, encode_vector(vector)])?,
-            VectorChange::Delete { collection, key } => {
-                insert.execute(params![generation, collection, key, None::<Vec<u8>>])?
-            }
-            VectorChange::Clear { collection } => insert.execute(params![
-                generation,
-                collection,
-                None::<i64>,
-                None::<Vec<u8>>
-            ])?,
-        };
-    }
+    let mut insert =
+        conn.prepare_cached("INSERT INTO redo (generation, changes) VALUES (?1, ?2)")?;
+    insert.execute(params![
+        i64::try_from(generation).unwrap_or(i64::MAX),
+        journal_codec::encode(changes)
+    ])?;
     Ok(())
 }
 
-/// Journaled vector changes newer than `after`, in commit order: what LMDB is missing.
+/// Journaled vector changes of groups newer than `after`, in commit order: what LMDB is
+/// missing after a crash.
 pub fn journal_since(conn: &Connection, after: u64) -> Result<Vec<VectorChange>, StorageError> {
-    let mut select = conn
-        .prepare("SELECT collection, key, vector FROM redo WHERE generation > ?1 ORDER BY seq")?;
-    let rows = select.query_map([i64::try_from(after).unwrap_or(i64::MAX)], |row| {
-        Ok((
-            row.get::<_, i64>(0)?,
-            row.get::<_, Option<i64>>(1)?,
-            row.get::<_, Option<Vec<u8>>>(2)?,
-        ))
+    let mut select =
+        conn.prepare("SELECT changes FROM redo WHERE generation > ?1 ORDER BY generation")?;
+    let blobs = select.query_map([i64::try_from(after).unwrap_or(i64::MAX)], |row| {
+        row.get::<_, Vec<u8>>(0)
     })?;
     let mut changes = Vec::new();
-    for row in rows {
-        let (collection, key, vector) = row?;
-        let collection = u16::try_from(collection)
-            .map_err(|_| StorageError::Corrupt(format!("redo: collection id {collection}")))?;
-        let key = key
-            .map(|k| u32::try_from(k).map_err(|_| StorageError::Corrupt(format!("redo: key {k}"))))
-            .transpose()?;
-        changes.push(match (key, vector) {
-            (None, _) => VectorChange::Clear { collection },
-            (Some(key), None) => VectorChange::Delete { collection, key },
-            (Some(key), Some(bytes)) => VectorChange::Put {
-                collection,
-                key,
-                vector: decode_vector(&bytes),
-            },
-        });
+    for blob in blobs {
+        changes.extend(journal_codec::decode(&blob?)?);
     }
     Ok(changes)
 }

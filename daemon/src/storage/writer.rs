@@ -82,6 +82,7 @@ pub fn commit_group(
     side: &ReadSide,
     ops: Vec<WriteOp>,
 ) -> Result<Vec<Result<Written, StorageError>>, StorageError> {
+    let started = std::time::Instant::now();
     let conn = text.conn();
     let start_generation = side.generation();
     let mut catalog = side.catalog().clone();
@@ -103,7 +104,6 @@ pub fn commit_group(
                     conn.execute_batch("RELEASE request")?;
                     if applied.wrote {
                         generation += 1;
-                        text::journal(conn, generation, &applied.changes)?;
                         journal.extend(applied.changes);
                         effects.extend(applied.effects);
                     }
@@ -117,6 +117,7 @@ pub fn commit_group(
             }
         }
         if generation != start_generation {
+            text::journal(conn, generation, &journal)?;
             text::set_generation(conn, generation)?;
         }
         Ok(())
@@ -129,11 +130,22 @@ pub fn commit_group(
         return Ok(results);
     }
 
+    let text_committed = started.elapsed();
     vectors.commit(&journal, generation)?;
+    let vectors_committed = started.elapsed();
 
     *side.catalog.write().unwrap_or_else(|e| e.into_inner()) = catalog;
     apply_effects(side, effects);
     side.generation.store(generation, Ordering::Release);
+    tracing::debug!(
+        requests = results.len(),
+        generation,
+        vector_changes = journal.len(),
+        text_ms = text_committed.as_secs_f64() * 1e3,
+        vectors_ms = (vectors_committed - text_committed).as_secs_f64() * 1e3,
+        memory_ms = (started.elapsed() - vectors_committed).as_secs_f64() * 1e3,
+        "write group committed"
+    );
     Ok(results)
 }
 
@@ -238,9 +250,12 @@ fn upsert(
     let metadata = validate::upsert(&params.documents, collection.dimension, &collection.name)?;
     let mut changes = Vec::new();
     let mut added = 0u64;
+    let mut existing =
+        documents::lookup_many(conn, collection.id, params.documents.iter().map(|d| &d.id))?;
     for (doc, metadata) in params.documents.iter().zip(&metadata) {
         let has_vector = doc.vector.is_some();
-        let key = match documents::lookup(conn, collection.id, &doc.id)? {
+        // A later duplicate of an id in the same batch replaces the earlier one.
+        let key = match existing.insert(doc.id.clone(), (0, has_vector)) {
             Some((key, had_vector)) => {
                 documents::replace(
                     conn,
@@ -270,6 +285,7 @@ fn upsert(
                 )?
             }
         };
+        existing.insert(doc.id.clone(), (key, has_vector));
         if let Some(vector) = &doc.vector {
             changes.push(VectorChange::Put {
                 collection: collection.id,
@@ -365,6 +381,7 @@ fn apply_effects(side: &ReadSide, effects: Vec<Effect>) {
             }
             Effect::DropSet(id) => {
                 sets.remove(&id);
+                side.forget(id);
             }
             Effect::Vector(VectorChange::Put {
                 collection,
