@@ -51,7 +51,14 @@ mod tests {
         for good in ["notes", "a", "A-b_c.d", "x".repeat(64).as_str(), "0.9"] {
             assert!(is_valid_collection_name(good), "{good}");
         }
-        for bad in ["", ".hidden", "with space", "slash/y", "é", "x".repeat(65).as_str()] {
+        for bad in [
+            "",
+            ".hidden",
+            "with space",
+            "slash/y",
+            "é",
+            "x".repeat(65).as_str(),
+        ] {
             assert!(!is_valid_collection_name(bad), "{bad}");
         }
     }

@@ -5,9 +5,13 @@
 #![cfg(unix)]
 
 mod cli;
+mod cli_data;
+mod crash;
+mod data;
 mod lifecycle;
 mod load;
 mod locking;
 mod permissions;
 mod protocol;
+mod search;
 mod support;

@@ -391,7 +391,11 @@ async fn a_search_right_after_an_upsert_sees_it() {
             },
         )
         .await;
-        assert_eq!(lexical, [id.clone()], "lexical read-your-writes");
+        assert_eq!(
+            lexical,
+            std::slice::from_ref(&id),
+            "lexical read-your-writes"
+        );
         let vector = hit_ids(
             &client,
             Search {
