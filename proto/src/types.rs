@@ -3,6 +3,32 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// Implements `Deserialize` for a struct so that only a JSON object is accepted (serde's derive
+/// would also take an array of the field values, `["a", "text"]`), delegating the fields to a
+/// `#[serde(remote)]` twin that mirrors the struct (the compiler checks the two agree).
+macro_rules! object_only {
+    ($ty:ty, $twin:ty, $expecting:literal) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Object;
+                impl<'de> serde::de::Visitor<'de> for Object {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        map: A,
+                    ) -> Result<$ty, A::Error> {
+                        <$twin>::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    }
+                }
+                deserializer.deserialize_map(Object)
+            }
+        }
+    };
+}
+
 /// A document's metadata: a JSON object whose values are strings, numbers, booleans or arrays
 /// of those (at most 64 KiB serialized).
 pub type Metadata = Map<String, Value>;
@@ -68,8 +94,7 @@ pub enum SearchMode {
 }
 
 /// Per-list weights of a hybrid search: score = Σ weightᵢ / (rrf_k + rankᵢ).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Weights {
     /// Weight of the lexical list (default 1).
     #[serde(default = "one")]
@@ -82,6 +107,21 @@ pub struct Weights {
 fn one() -> f64 {
     1.0
 }
+
+#[derive(Deserialize)]
+#[serde(remote = "Weights", deny_unknown_fields)]
+struct WeightsFields {
+    #[serde(default = "one")]
+    lexical: f64,
+    #[serde(default = "one")]
+    vector: f64,
+}
+
+object_only!(
+    Weights,
+    WeightsFields,
+    "an object with `lexical` and/or `vector` weights"
+);
 
 impl Default for Weights {
     fn default() -> Self {
@@ -96,8 +136,7 @@ impl Default for Weights {
 ///
 /// On input a document carries `text`, `vector` or both; on output only the fields the
 /// request's `include` asked for are present.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Document {
     /// Unique within its collection: non-empty UTF-8, at most 512 bytes.
     pub id: String,
@@ -111,6 +150,20 @@ pub struct Document {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
 }
+
+#[derive(Deserialize)]
+#[serde(remote = "Document", deny_unknown_fields)]
+struct DocumentFields {
+    id: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    vector: Option<Vec<f32>>,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+object_only!(Document, DocumentFields, "a document object");
 
 /// A collection's description.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -613,6 +613,19 @@ fn mistyped_and_missing_fields_are_bad_requests() {
             "`embedding`",
         ),
         (r#"{"id":4,"op":"hello","protocol":"1"}"#, "`protocol`"),
+        // Regression: serde's derive would take an array of field values as a struct.
+        (
+            r#"{"id":4,"op":"upsert","collection":"c","documents":[["a","text"]]}"#,
+            "`documents[0]`",
+        ),
+        (
+            r#"{"id":4,"op":"search","collection":"c","text":"x","weights":[1,2]}"#,
+            "`weights`",
+        ),
+        (
+            r#"{"id":4,"op":"upsert","collection":"c","documents":[{"id":"a","txt":"x"}]}"#,
+            "`txt`",
+        ),
         (r#"{"id":4,"op":"get_collection"}"#, "`name`"),
         (r#"{"id":4,"op":"renew","lease_id":"lease-1"}"#, "`ttl_s`"),
     ];
