@@ -2,7 +2,7 @@
 //! acknowledged, and the two stores agree after every restart.
 
 use crate::data::{create, doc};
-use crate::support::{Daemon, EXIT_TIMEOUT, Scratch, Start};
+use crate::support::{Daemon, EXIT_TIMEOUT, Rng, Scratch, Start};
 use ctxd_proto::{Get, Search, SearchMode, Upsert};
 use rustix::process::Signal;
 use serde_json::json;
@@ -14,22 +14,9 @@ const CYCLES: u64 = 30;
 const WRITERS: u64 = 4;
 const DIMENSION: usize = 8;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 fn vector_for(seed: u64) -> Vec<f32> {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    (0..DIMENSION)
-        .map(|_| (rng.next() % 20_001) as f32 / 10_000.0 - 1.0)
-        .collect()
+    (0..DIMENSION).map(|_| rng.unit()).collect()
 }
 
 /// One acknowledged document: its unique word and vector.

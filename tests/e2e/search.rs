@@ -2,7 +2,7 @@
 //! read-your-writes.
 
 use crate::data::{create, doc, filter};
-use crate::support::{Daemon, Scratch};
+use crate::support::{Daemon, Rng, Scratch};
 use ctxd_client::Client;
 use ctxd_proto::{ErrorCode, Field, Search, SearchMode, Upsert, Weights};
 use serde_json::json;
@@ -32,22 +32,6 @@ async fn hit_ids(client: &Client, params: Search) -> Vec<String> {
         .into_iter()
         .map(|h| h.id)
         .collect()
-}
-
-/// A deterministic pseudo-random generator (xorshift), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn unit(&mut self) -> f32 {
-        (self.next() % 20_000) as f32 / 10_000.0 - 1.0
-    }
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {

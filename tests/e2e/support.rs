@@ -343,3 +343,20 @@ pub fn error_code(reply: &Value) -> &str {
         .as_str()
         .expect("error.code is a string")
 }
+
+/// A deterministic pseudo-random generator (xorshift64), so failures reproduce.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value in [-1, 1).
+    pub fn unit(&mut self) -> f32 {
+        (self.next() % 20_000) as f32 / 10_000.0 - 1.0
+    }
+}

@@ -5,7 +5,7 @@
 //! `C` (clear) collection u16.
 
 use super::StorageError;
-use super::vectors::VectorChange;
+use super::vectors::{VectorChange, decode_vector, encode_vector};
 
 const PUT: u8 = b'P';
 const DELETE: u8 = b'D';
@@ -33,9 +33,7 @@ pub fn encode(changes: &[VectorChange]) -> Vec<u8> {
                 out.extend_from_slice(&collection.to_be_bytes());
                 out.extend_from_slice(&key.to_be_bytes());
                 out.extend_from_slice(&(vector.len() as u32).to_be_bytes());
-                for v in vector {
-                    out.extend_from_slice(&v.to_le_bytes());
-                }
+                out.extend_from_slice(&encode_vector(vector));
             }
             VectorChange::Delete { collection, key } => {
                 out.push(DELETE);
@@ -79,10 +77,7 @@ pub fn decode(mut bytes: &[u8]) -> Result<Vec<VectorChange>, StorageError> {
                 let len =
                     u32::from_be_bytes(take(4, &mut bytes)?.try_into().map_err(|_| corrupt())?);
                 let raw = take(4 * len as usize, &mut bytes)?;
-                let vector = raw
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
+                let vector = decode_vector(&raw);
                 changes.push(VectorChange::Put {
                     collection,
                     key,
