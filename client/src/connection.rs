@@ -41,21 +41,31 @@ impl Connection {
     }
 
     /// Sends one request line (`line` has no `\n`) and returns the reply line without its `\n`.
-    pub(crate) async fn round_trip(&mut self, mut line: Vec<u8>) -> io::Result<Vec<u8>> {
-        line.push(b'\n');
-        let mut writer = &*self.stream;
-        let written = match writer.write_all(&line).await {
-            Ok(()) => writer.flush().await,
-            Err(e) => Err(e),
-        };
-        let mut reply = Vec::new();
-        match (written, self.read_line(&mut reply).await) {
-            (_, Ok(())) => Ok(reply),
+    pub(crate) async fn round_trip(&mut self, line: Vec<u8>) -> io::Result<Vec<u8>> {
+        let written = self.send(line).await;
+        match (written, self.receive().await) {
+            (_, Ok(reply)) => Ok(reply),
             // The daemon may refuse a connection (`permission_denied`) and close it before our
             // request arrives: its reply is still there to read, and says more than EPIPE.
             (Err(write_error), Err(_)) => Err(write_error),
             (Ok(()), Err(read_error)) => Err(read_error),
         }
+    }
+
+    /// Writes one request line (`line` has no `\n`) without waiting for the reply; the daemon
+    /// answers pipelined requests in order.
+    pub(crate) async fn send(&mut self, mut line: Vec<u8>) -> io::Result<()> {
+        line.push(b'\n');
+        let mut writer = &*self.stream;
+        writer.write_all(&line).await?;
+        writer.flush().await
+    }
+
+    /// Reads the next reply line, without its `\n`.
+    pub(crate) async fn receive(&mut self) -> io::Result<Vec<u8>> {
+        let mut reply = Vec::new();
+        self.read_line(&mut reply).await?;
+        Ok(reply)
     }
 
     /// Reads one line; end of stream before a full line is an error.

@@ -47,14 +47,23 @@ pub enum Error {
     /// call opens a new one.
     #[error("ctxd did not answer within {0:?}")]
     Timeout(Duration),
-    /// An upsert sent as several requests failed after some of them were committed: the first
-    /// `committed` documents (in the order given) are written and stay written; the failing
-    /// request and everything after it are not (see [`crate::Client::upsert`]).
-    #[error("upsert failed after {committed} documents were committed: {source}")]
+    /// An upsert sent as several requests failed after some of them were committed. Documents
+    /// (by their index in the call) before `failed.start` are written and stay written; those
+    /// in `failed` are not (the request was refused) or may not be (its reply was lost); of the
+    /// documents from `failed.end` on, the first `committed - failed.start` are written too
+    /// (one request may have been in flight behind the failed one), and the rest were never
+    /// sent. See [`crate::Client::upsert`].
+    #[error(
+        "upsert failed at documents {}–{} after {committed} documents were committed: {source}",
+        failed.start,
+        failed.end.saturating_sub(1)
+    )]
     PartialUpsert {
-        /// Documents of the requests the daemon acknowledged, counted from the first.
+        /// Documents of the requests the daemon acknowledged.
         committed: u64,
-        /// Why the next request failed.
+        /// The documents (indexes in the call) of the first request that failed.
+        failed: std::ops::Range<usize>,
+        /// Why it failed.
         #[source]
         source: Box<Error>,
     },

@@ -93,7 +93,7 @@ async fn a_large_upsert_is_sent_in_order_in_requests_of_at_most_1000() {
     let client = Client::connect_to(&path).await.expect("connect");
     let result = client.upsert(upsert(2500)).await.expect("upsert");
     assert_eq!(result.upserted, 2500, "summed over the requests");
-    assert_eq!(result.generation, 3, "the last request's generation");
+    assert_eq!(result.generation, 3, "the highest generation");
 
     let seen = seen.lock().expect("lock");
     let sizes: Vec<usize> = seen.iter().map(Vec::len).collect();
@@ -108,27 +108,78 @@ async fn a_later_request_failing_reports_what_was_committed() {
     let (_dir, path, seen) = recording_peer(Some(2)).await;
     let client = Client::connect_to(&path).await.expect("connect");
     match client.upsert(upsert(3500)).await {
-        Err(Error::PartialUpsert { committed, source }) => {
-            assert_eq!(committed, 2000, "the two acknowledged requests");
+        Err(Error::PartialUpsert {
+            committed,
+            failed,
+            source,
+        }) => {
+            // Requests 0 and 1 were acknowledged; request 2 (documents 2000–2999) was refused;
+            // request 3 was already in flight behind it and was committed too.
+            assert_eq!(failed, 2000..3000);
+            assert_eq!(
+                committed, 2500,
+                "1000 + 1000 before, 500 after the failed request"
+            );
             assert_eq!(source.code(), Some(ErrorCode::Storage));
         }
         other => panic!("expected PartialUpsert, got {other:?}"),
     }
     assert_eq!(
         seen.lock().expect("lock").len(),
-        3,
-        "nothing is sent after the failing request"
+        4,
+        "only the request in flight follows the failing one"
     );
 }
 
 #[tokio::test]
-async fn a_first_request_failing_is_its_own_error() {
+async fn nothing_is_sent_after_a_refusal_beyond_the_one_in_flight() {
+    let (_dir, path, seen) = recording_peer(Some(1)).await;
+    let client = Client::connect_to(&path).await.expect("connect");
+    match client.upsert(upsert(5000)).await {
+        Err(Error::PartialUpsert {
+            committed, failed, ..
+        }) => {
+            assert_eq!(failed, 1000..2000);
+            assert_eq!(
+                committed, 2000,
+                "request 0, and request 2 that was in flight"
+            );
+        }
+        other => panic!("expected PartialUpsert, got {other:?}"),
+    }
+    assert_eq!(
+        seen.lock().expect("lock").len(),
+        3,
+        "requests 3 and 4 were never sent"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_single_request_is_its_own_error() {
     let (_dir, path, _seen) = recording_peer(Some(0)).await;
     let client = Client::connect_to(&path).await.expect("connect");
-    match client.upsert(upsert(1500)).await {
+    match client.upsert(upsert(800)).await {
         Err(error @ Error::Daemon { .. }) => {
             assert_eq!(error.code(), Some(ErrorCode::Storage));
         }
         other => panic!("expected the daemon's error, nothing committed; got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_refused_first_request_still_reports_the_one_in_flight() {
+    let (_dir, path, _seen) = recording_peer(Some(0)).await;
+    let client = Client::connect_to(&path).await.expect("connect");
+    match client.upsert(upsert(1500)).await {
+        Err(Error::PartialUpsert {
+            committed, failed, ..
+        }) => {
+            assert_eq!(failed, 0..1000);
+            assert_eq!(
+                committed, 500,
+                "the second request was already sent and committed"
+            );
+        }
+        other => panic!("expected PartialUpsert, got {other:?}"),
     }
 }

@@ -16,7 +16,7 @@ use super::args::ImportArgs;
 use super::output::{Output, error_code, exit, fail};
 use ctxd_client::{Client, Error};
 use ctxd_proto::limits::{MAX_ID_BYTES, MAX_METADATA_BYTES};
-use ctxd_proto::{Document, ErrorCode, Upsert};
+use ctxd_proto::{Document, ErrorCode};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::Value;
@@ -99,12 +99,14 @@ pub async fn run(client: &Client, args: ImportArgs, out: Output) -> ExitCode {
                 message: reason,
                 code: None,
                 batch_may_be_written: false,
+                also_committed: None,
             });
             ExitCode::from(exit::FAILED)
         }
         Outcome::BatchFailed {
             first_line,
             last_line,
+            also_committed,
             error,
         } => {
             // Without a reply the daemon may or may not have committed the batch.
@@ -124,11 +126,17 @@ pub async fn run(client: &Client, args: ImportArgs, out: Output) -> ExitCode {
                     unknown
                 )
             );
+            if let Some((from, to)) = also_committed {
+                eprintln!(
+                    "ctxd: lines {from}–{to}, sent before the failure was known, were committed too"
+                );
+            }
             report.failed = Some(Failure {
                 line: first_line,
                 message: error.to_string(),
                 code: error.code(),
                 batch_may_be_written: unknown,
+                also_committed: also_committed.map(|(from, to)| [from, to]),
             });
             error_code(&error)
         }
@@ -144,6 +152,7 @@ pub async fn run(client: &Client, args: ImportArgs, out: Output) -> ExitCode {
                 message: "the input reader stopped unexpectedly".into(),
                 code: None,
                 batch_may_be_written: false,
+                also_committed: None,
             });
             ExitCode::from(exit::FAILED)
         }
@@ -192,6 +201,10 @@ struct Failure {
     /// written as well.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     batch_may_be_written: bool,
+    /// First and last line of documents after the failed batch that were committed anyway
+    /// (their batch was already sent when the failure came back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    also_committed: Option<[u64; 2]>,
 }
 
 /// How sending ended.
@@ -205,6 +218,8 @@ enum Outcome {
     BatchFailed {
         first_line: u64,
         last_line: u64,
+        /// Lines after the failed batch that were committed anyway (a batch already in flight).
+        also_committed: Option<(u64, u64)>,
         error: Error,
     },
     /// The reader thread ended without saying why (it panicked).
@@ -243,60 +258,86 @@ struct Import<'a> {
 
 impl Import<'_> {
     async fn send_all(&mut self, mut receiver: mpsc::Receiver<Item>) -> Outcome {
+        let mut next = None;
         loop {
-            match receiver.recv().await {
-                Some(Item::Batch(batch)) => {
-                    if let Err(outcome) = self.send(batch).await {
+            let item = match next.take() {
+                Some(item) => item,
+                None => match receiver.recv().await {
+                    Some(item) => item,
+                    None => return Outcome::ReaderStopped,
+                },
+            };
+            match item {
+                Item::Batch(first) => {
+                    // Batches the reader already has ready go in the same call, which keeps
+                    // one request in flight while the next is encoded (each stays atomic).
+                    let mut batches = vec![first];
+                    while batches.len() < ctxd_client::UPSERT_IN_FLIGHT {
+                        match receiver.try_recv() {
+                            Ok(Item::Batch(batch)) => batches.push(batch),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(outcome) = self.send(batches).await {
                         return outcome;
                     }
                 }
-                Some(Item::Stop { line, reason }) => return Outcome::BadLine { line, reason },
-                Some(Item::End) => return Outcome::Done,
-                None => return Outcome::ReaderStopped,
+                Item::Stop { line, reason } => return Outcome::BadLine { line, reason },
+                Item::End => return Outcome::Done,
             }
         }
     }
 
-    async fn send(&mut self, batch: Batch) -> Result<(), Outcome> {
-        let Batch {
-            documents,
-            lines,
-            end_offset,
-        } = batch;
-        let params = Upsert {
-            collection: self.collection.to_owned(),
-            documents,
+    async fn send(&mut self, batches: Vec<Batch>) -> Result<(), Outcome> {
+        let end_offset = batches.last().map_or(0, |b| b.end_offset);
+        let mut lines = Vec::new();
+        let mut documents = Vec::new();
+        for batch in batches {
+            lines.extend(batch.lines);
+            documents.push(batch.documents);
+        }
+        let result = self.client.upsert_batches(self.collection, documents).await;
+        let (committed, failed, error) = match result {
+            Ok(_) => (lines.len(), None, None),
+            Err(Error::PartialUpsert {
+                committed,
+                failed,
+                source,
+            }) => (committed as usize, Some(failed), Some(*source)),
+            Err(error) => (0, Some(0..lines.len()), Some(error)),
         };
-        let (committed, error) = match self.client.upsert(params).await {
-            Ok(_) => (lines.len(), None),
-            // A batch of large documents goes as several requests; the first few may be in.
-            Err(Error::PartialUpsert { committed, source }) => (committed as usize, Some(*source)),
-            Err(error) => (0, Some(error)),
+        let Some(error) = error else {
+            self.imported += lines.len() as u64;
+            self.committed_through = lines.last().copied().unwrap_or(self.committed_through);
+            self.progress.set_position(end_offset);
+            self.progress.set_message(format!(
+                "{} documents, {:.0} docs/s",
+                self.imported,
+                rate(self.imported, self.started.elapsed().as_secs_f64())
+            ));
+            return Ok(());
         };
-        let committed = committed.min(lines.len());
+        // Committed: everything before the failed request, and the first `committed -
+        // failed.start` documents after it (a request already in flight behind it).
+        let failed = failed.unwrap_or(0..lines.len());
+        let through = self.committed_through;
+        let line = |i: usize| lines.get(i).copied().unwrap_or(through);
+        let before = failed.start.min(committed);
+        let after = committed - before;
         self.imported += committed as u64;
-        if committed > 0 {
-            self.committed_through = lines[committed - 1];
+        if before > 0 {
+            self.committed_through = line(before - 1);
         }
-        match error {
-            None => {
-                self.progress.set_position(end_offset);
-                self.progress.set_message(format!(
-                    "{} documents, {:.0} docs/s",
-                    self.imported,
-                    rate(self.imported, self.started.elapsed().as_secs_f64())
-                ));
-                Ok(())
-            }
-            Some(error) => Err(Outcome::BatchFailed {
-                first_line: lines
-                    .get(committed)
-                    .copied()
-                    .unwrap_or(self.committed_through),
-                last_line: lines.last().copied().unwrap_or(self.committed_through),
-                error,
-            }),
-        }
+        Err(Outcome::BatchFailed {
+            first_line: line(failed.start),
+            last_line: line(failed.end.saturating_sub(1)),
+            also_committed: (after > 0).then(|| (line(failed.end), line(failed.end + after - 1))),
+            error,
+        })
     }
 }
 
