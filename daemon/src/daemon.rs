@@ -73,6 +73,7 @@ pub async fn run(config: ServeConfig) -> Result<(), DaemonError> {
         env!("CARGO_PKG_VERSION")
     );
     notify::ready("serving");
+    tokio::spawn(expire_leases(Arc::clone(&shared)));
 
     server::serve(&listener, Arc::clone(&shared), config.drain_timeout).await;
 
@@ -82,6 +83,17 @@ pub async fn run(config: ServeConfig) -> Result<(), DaemonError> {
     tracing::info!("stopped");
     shared.release_held();
     closed.map_err(DaemonError::from)
+}
+
+/// Ends leases when their time is up (resuming when the last one ends), until shutdown.
+async fn expire_leases(shared: Arc<Shared>) {
+    loop {
+        let next = shared.releaser.expire(&shared.store).await;
+        tokio::select! {
+            () = shared.releaser.changed_or(next) => {}
+            _ = shared.shutdown.triggered() => return,
+        }
+    }
 }
 
 /// Creates the data directory if needed and returns its canonical path (the lock's key).

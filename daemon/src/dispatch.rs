@@ -1,14 +1,17 @@
 //! Where a decoded request becomes an answer: one arm per operation.
 
 use crate::error::Error;
+use crate::release;
 use crate::shared::Shared;
 use crate::shutdown::Reason;
 use crate::storage::StorageError;
 use ctxd_proto::{
     Empty, ErrorBody, ErrorCode, HealthResult, Hello, HelloResult, Operation, PROTOCOL_VERSION,
-    Request, RequestId, Response, State, StatusResult,
+    Release, ReleaseResult, RenewResult, Request, RequestId, Response, ResumeResult, State,
+    StatusResult,
 };
 use serde::Serialize;
+use std::time::Duration;
 
 /// What the session does after sending the reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +27,16 @@ pub async fn handle(shared: &Shared, request: Request) -> (Vec<u8>, After) {
     let id = request.id;
     let op = request.op.name();
     let mut after = After::Continue;
+    // Data operations pass the release gate: they wait for (or fail during) a release, and a
+    // release waits for them. Lifecycle operations work in every state.
+    let _permit = if is_data_operation(&request.op) {
+        match shared.releaser.admit(request.wait_ms).await {
+            Ok(permit) => Some(permit),
+            Err(e) => return (encode::<Empty>(id, Err(e)), after),
+        }
+    } else {
+        None
+    };
     let line = match request.op {
         Operation::Hello(hello) => encode(id, handle_hello(shared, &hello)),
         Operation::Ping(_) => encode(id, Ok(Empty {})),
@@ -59,13 +72,74 @@ pub async fn handle(shared: &Shared, request: Request) -> (Vec<u8>, After) {
         Operation::Get(params) => encode(id, storage(shared.store.get(params).await)),
         Operation::Count(params) => encode(id, storage(shared.store.count(params).await)),
         Operation::Search(params) => encode(id, storage(shared.store.search(params).await)),
-        Operation::Release(_)
-        | Operation::Renew(_)
-        | Operation::Resume(_)
-        | Operation::Snapshot(_)
-        | Operation::Check(_) => encode::<Empty>(id, Err(Error::NotProvided { op })),
+        Operation::Release(params) => encode(id, release(shared, params).await),
+        Operation::Renew(params) => encode(
+            id,
+            ttl(params.ttl_s).and_then(|ttl| {
+                shared
+                    .releaser
+                    .renew(&params.lease_id, ttl)
+                    .map(|expires_at| RenewResult { expires_at })
+            }),
+        ),
+        Operation::Resume(params) => encode(
+            id,
+            shared
+                .releaser
+                .resume(&shared.store, params.lease_id.as_deref(), params.all)
+                .await
+                .map(|(state, leases)| ResumeResult { state, leases }),
+        ),
+        Operation::Snapshot(_) | Operation::Check(_) => {
+            encode::<Empty>(id, Err(Error::NotProvided { op }))
+        }
     };
     (line, after)
+}
+
+/// Whether `op` reads or writes the data (and so must wait while the files are released).
+fn is_data_operation(op: &Operation) -> bool {
+    !matches!(
+        op,
+        Operation::Hello(_)
+            | Operation::Ping(_)
+            | Operation::Health(_)
+            | Operation::Status(_)
+            | Operation::Release(_)
+            | Operation::Renew(_)
+            | Operation::Resume(_)
+            | Operation::Shutdown(_)
+    )
+}
+
+async fn release(shared: &Shared, params: Release) -> Result<ReleaseResult, Error> {
+    let ttl = params.ttl_s.map_or(Ok(release::DEFAULT_TTL), ttl)?;
+    let drain = params
+        .drain_ms
+        .map_or(release::DEFAULT_DRAIN, Duration::from_millis);
+    let released = shared
+        .releaser
+        .release(&shared.store, &shared.data_dir, params.holder, ttl, drain)
+        .await?;
+    Ok(ReleaseResult {
+        lease_id: released.lease.lease_id,
+        expires_at: released.lease.expires_at,
+        generation: released.generation,
+        files: released.files,
+        exclude: release::EXCLUDE.iter().map(|s| (*s).to_owned()).collect(),
+    })
+}
+
+/// A lease length: at least a second, at most a week (a lease nobody renews must end).
+fn ttl(seconds: u64) -> Result<Duration, Error> {
+    const WEEK: u64 = 7 * 24 * 3600;
+    if (1..=WEEK).contains(&seconds) {
+        Ok(Duration::from_secs(seconds))
+    } else {
+        Err(Error::BadRequest(format!(
+            "`ttl_s` {seconds} is out of range (1–{WEEK} seconds)"
+        )))
+    }
 }
 
 fn storage<T>(result: Result<T, StorageError>) -> Result<T, Error> {
@@ -91,7 +165,12 @@ fn handle_hello(shared: &Shared, hello: &Hello) -> Result<HelloResult, Error> {
 }
 
 async fn status(shared: &Shared) -> Result<StatusResult, Error> {
-    let stats = shared.store.stats().await?;
+    // While released the store is closed; its counts are those it was closed with.
+    let stats = match shared.store.stats().await {
+        Ok(stats) => stats,
+        Err(StorageError::Closed) => shared.releaser.last_stats(),
+        Err(e) => return Err(e.into()),
+    };
     Ok(StatusResult {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         pid: std::process::id(),
@@ -102,7 +181,7 @@ async fn status(shared: &Shared) -> Result<StatusResult, Error> {
         generation: stats.generation,
         collections: stats.collections,
         documents: stats.documents,
-        leases: Vec::new(),
+        leases: shared.releaser.leases(),
         open_files: crate::open_files::count(&shared.data_dir),
         connections: shared.connections(),
         problem: None,

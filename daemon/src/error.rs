@@ -19,6 +19,21 @@ pub enum Error {
         /// The version the client asked for.
         requested: u32,
     },
+    /// The request is well-formed but asks for something invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The data directory is released; data operations wait for a resume (`wait_ms`) or fail.
+    #[error("the data directory is released{}", .lease_expires_at.map(|t| format!(" (the last lease ends at {t} ms since the epoch)")).unwrap_or_default())]
+    Released {
+        /// When the last lease ends by itself.
+        lease_expires_at: Option<u64>,
+    },
+    /// `renew` or `resume` named a lease that does not exist.
+    #[error("no lease `{0}` (it was resumed, expired, or never existed)")]
+    LeaseNotFound(String),
+    /// The daemon cannot do it now.
+    #[error("{0}")]
+    Busy(String),
     /// The storage layer failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -30,6 +45,10 @@ impl Error {
         match self {
             Error::NotProvided { .. } => ErrorCode::UnknownOp,
             Error::UnsupportedProtocol { .. } => ErrorCode::UnsupportedProtocol,
+            Error::BadRequest(_) => ErrorCode::BadRequest,
+            Error::Released { .. } => ErrorCode::Released,
+            Error::LeaseNotFound(_) => ErrorCode::LeaseNotFound,
+            Error::Busy(_) => ErrorCode::Busy,
             Error::Storage(e) => match e {
                 StorageError::Closed => ErrorCode::ShuttingDown,
                 StorageError::CollectionNotFound(_) => ErrorCode::CollectionNotFound,
@@ -62,6 +81,9 @@ impl Error {
             Error::Storage(StorageError::InvalidVector { position, .. }) => {
                 body.with_detail("position", *position)
             }
+            Error::Released {
+                lease_expires_at: Some(at),
+            } => body.with_detail("lease_expires_at", *at),
             _ => body,
         }
     }

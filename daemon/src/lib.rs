@@ -46,6 +46,7 @@ mod listener;
 mod lock;
 mod notify;
 mod open_files;
+mod release;
 mod server;
 mod session;
 mod shared;

@@ -1,6 +1,7 @@
 //! What every connection shares: the store handle, the lifecycle state, the shutdown signal
 //! and the counters `status` reports.
 
+use crate::release::Releaser;
 use crate::shutdown::Shutdown;
 use crate::storage::Store;
 use ctxd_proto::State;
@@ -9,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::watch;
 
 /// State shared by the server and its sessions.
 pub struct Shared {
@@ -23,8 +23,9 @@ pub struct Shared {
     pub socket: PathBuf,
     /// The largest request line accepted.
     pub max_frame: usize,
+    /// Leases and the lifecycle state.
+    pub releaser: Releaser,
     started: Instant,
-    state: watch::Sender<State>,
     connections: AtomicU64,
     /// Connections kept open until the very end of shutdown: a `shutdown` requester learns
     /// that the daemon has closed everything when its connection finally closes.
@@ -46,8 +47,8 @@ impl Shared {
             data_dir,
             socket,
             max_frame,
+            releaser: Releaser::default(),
             started: Instant::now(),
-            state: watch::Sender::new(State::Serving),
             connections: AtomicU64::new(0),
             held: Mutex::new(Vec::new()),
         }
@@ -55,12 +56,12 @@ impl Shared {
 
     /// The lifecycle state now.
     pub fn state(&self) -> State {
-        *self.state.borrow()
+        self.releaser.state()
     }
 
     /// Moves to another lifecycle state.
     pub fn set_state(&self, state: State) {
-        self.state.send_replace(state);
+        self.releaser.set_state(state);
     }
 
     /// Seconds since start.

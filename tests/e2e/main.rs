@@ -13,5 +13,6 @@ mod load;
 mod locking;
 mod permissions;
 mod protocol;
+mod release;
 mod search;
 mod support;

@@ -154,8 +154,6 @@ fn operations_of_later_issues_answer_a_clear_error_not_a_hang() {
     let daemon = Daemon::start(&scratch);
     let mut raw = daemon.raw();
     for line in [
-        r#"{"id":1,"op":"release"}"#,
-        r#"{"id":1,"op":"resume","all":true}"#,
         r#"{"id":1,"op":"snapshot","dest":"/nonexistent/snap"}"#,
         r#"{"id":1,"op":"check"}"#,
     ] {

@@ -17,3 +17,8 @@ fn send(states: &[NotifyState<'_>]) {
         tracing::warn!("cannot notify the service manager: {e}");
     }
 }
+
+/// The state in words, for `systemctl status`.
+pub fn status(status: &str) {
+    send(&[NotifyState::Status(status)]);
+}

@@ -5,3 +5,6 @@ pub fn ready(_status: &str) {}
 
 /// Nothing to tell.
 pub fn stopping() {}
+
+/// Nothing to tell.
+pub fn status(_status: &str) {}

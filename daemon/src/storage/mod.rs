@@ -62,6 +62,7 @@ type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
 enum Command {
     Write(WriteOp, Reply<Written>),
     Close(Reply<()>),
+    Reopen(Reply<()>),
 }
 
 /// A handle to the storage thread. Cloning is cheap; the thread ends when the last handle is
@@ -85,7 +86,7 @@ impl Store {
                 Ok(storage) => {
                     thread_gate.open(Arc::clone(&storage.side));
                     let _ = opened_tx.send(Ok(()));
-                    run(Some(storage), &thread_gate, inbox);
+                    run(Some(storage), &data_dir, &thread_gate, inbox);
                 }
                 Err(e) => {
                     let _ = opened_tx.send(Err(e));
@@ -181,6 +182,13 @@ impl Store {
     /// closed store does nothing.
     pub async fn close(&self) -> Result<(), StorageError> {
         self.ask(Command::Close).await
+    }
+
+    /// Opens the files again after [`Store::close`] (opening an open store does nothing). The
+    /// files are read as they are now: if they were replaced while closed (a restored
+    /// backup), that is what is served, after the same checks as at start.
+    pub async fn reopen(&self) -> Result<(), StorageError> {
+        self.ask(Command::Reopen).await
     }
 
     /// Runs a read on the blocking pool with a lent read side.
@@ -350,7 +358,12 @@ fn load_sets(
 }
 
 /// The storage thread's loop: commands in arrival order; consecutive writes form one group.
-fn run(mut storage: Option<Storage>, gate: &ReadGate, mut inbox: mpsc::UnboundedReceiver<Command>) {
+fn run(
+    mut storage: Option<Storage>,
+    data_dir: &Path,
+    gate: &ReadGate,
+    mut inbox: mpsc::UnboundedReceiver<Command>,
+) {
     let mut next = None;
     loop {
         let command = match next.take() {
@@ -387,6 +400,19 @@ fn run(mut storage: Option<Storage>, gate: &ReadGate, mut inbox: mpsc::Unbounded
                 match &result {
                     Ok(()) => tracing::info!("storage closed"),
                     Err(e) => tracing::error!("closing storage failed: {e}"),
+                }
+                let _ = reply.send(result);
+            }
+            Command::Reopen(reply) => {
+                let result = match storage {
+                    Some(_) => Ok(()),
+                    None => Storage::open(data_dir).map(|opened| {
+                        gate.open(Arc::clone(&opened.side));
+                        storage = Some(opened);
+                    }),
+                };
+                if let Err(e) = &result {
+                    tracing::error!("reopening storage failed: {e}");
                 }
                 let _ = reply.send(result);
             }

@@ -1,0 +1,315 @@
+//! Release leases: closing every file on request, and reopening when the last lease ends.
+//!
+//! Data operations run holding a read permit of the [`Releaser`]'s gate. `release` takes the
+//! write side, waiting at most `drain_ms` for the requests in flight (a request still running
+//! then makes the release fail with `busy`, and service continues), then closes storage through
+//! the storage thread and replies only once every handle is closed. Requests that arrive while
+//! released fail with `released`, or wait up to their `wait_ms` for a resume. The daemon
+//! reopens when the last lease is resumed or expires (expiry is logged as a warning).
+
+use crate::clock::unix_millis;
+use crate::error::Error;
+use crate::notify;
+use crate::storage::{Stats, Store};
+use ctxd_proto::{FileEntry, Lease, State};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, RwLock, RwLockReadGuard, watch};
+
+/// Files a copy of a released data directory must skip: LMDB's reader table is shared memory,
+/// meaningless in a copy (DESIGN §7).
+pub const EXCLUDE: [&str; 1] = ["vectors/lock.mdb"];
+
+/// The lease length when `release` gives none (DESIGN §6).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
+
+/// How long `release` waits for requests in flight when it gives no `drain_ms` (DESIGN §6).
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
+
+/// What `release` answers.
+pub struct Released {
+    /// The new lease.
+    pub lease: Lease,
+    /// The generation of the closed files.
+    pub generation: u64,
+    /// Files to copy.
+    pub files: Vec<FileEntry>,
+}
+
+/// Leases, the lifecycle state they drive, and the gate data operations pass.
+pub struct Releaser {
+    gate: RwLock<()>,
+    state: watch::Sender<State>,
+    leases: Mutex<BTreeMap<String, Lease>>,
+    /// Counts while released, for `status`.
+    last_stats: Mutex<Stats>,
+    /// Wakes the expiry task when leases change.
+    changed: Notify,
+    next_id: AtomicU64,
+}
+
+impl Default for Releaser {
+    fn default() -> Self {
+        Releaser {
+            gate: RwLock::new(()),
+            state: watch::Sender::new(State::Serving),
+            leases: Mutex::new(BTreeMap::new()),
+            last_stats: Mutex::new(Stats::default()),
+            changed: Notify::new(),
+            next_id: AtomicU64::new(1),
+        }
+    }
+}
+
+impl Releaser {
+    /// The lifecycle state now.
+    pub fn state(&self) -> State {
+        *self.state.borrow()
+    }
+
+    /// Moves to another lifecycle state (and tells the service manager).
+    pub fn set_state(&self, state: State) {
+        self.state.send_replace(state);
+        match state {
+            State::Released => {
+                let leases = self.leases();
+                let holders: Vec<String> = leases
+                    .iter()
+                    .map(|l| {
+                        format!(
+                            "{} until {}",
+                            l.holder.as_deref().unwrap_or(&l.lease_id),
+                            l.expires_at
+                        )
+                    })
+                    .collect();
+                notify::status(&format!("released ({})", holders.join(", ")));
+            }
+            State::Serving => notify::status("serving"),
+            State::Draining => notify::status("draining"),
+            State::Stopping => {}
+        }
+    }
+
+    /// The leases held, by id.
+    pub fn leases(&self) -> Vec<Lease> {
+        lock(&self.leases).values().cloned().collect()
+    }
+
+    /// The counts of the store as it was closed.
+    pub fn last_stats(&self) -> Stats {
+        *lock(&self.last_stats)
+    }
+
+    /// Admits a data operation: waits (up to `wait_ms`) while released, then holds a read
+    /// permit so a release waits for it.
+    pub async fn admit(&self, wait_ms: Option<u64>) -> Result<RwLockReadGuard<'_, ()>, Error> {
+        let deadline = wait_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+        loop {
+            let permit = self.gate.read().await;
+            if self.state() == State::Serving {
+                return Ok(permit);
+            }
+            drop(permit);
+            let released = || Error::Released {
+                lease_expires_at: lock(&self.leases).values().map(|l| l.expires_at).max(),
+            };
+            let Some(deadline) = deadline else {
+                return Err(released());
+            };
+            let mut state = self.state.subscribe();
+            match tokio::time::timeout_at(deadline, state.wait_for(|s| *s == State::Serving)).await
+            {
+                Ok(Ok(_)) => continue,
+                _ => return Err(released()),
+            }
+        }
+    }
+
+    /// `release`: adds a lease; the first one closes every file first.
+    pub async fn release(
+        &self,
+        store: &Store,
+        data_dir: &Path,
+        holder: Option<String>,
+        ttl: Duration,
+        drain: Duration,
+    ) -> Result<Released, Error> {
+        let Ok(exclusive) = tokio::time::timeout(drain, self.gate.write()).await else {
+            return Err(Error::Busy(format!(
+                "requests still running after {} ms; the data directory stays open",
+                drain.as_millis()
+            )));
+        };
+        if self.state() == State::Serving {
+            self.set_state(State::Draining);
+            let stats = store.stats().await.unwrap_or_default();
+            if let Err(e) = store.close().await {
+                // Closing failed part way; try to serve again rather than sit half closed.
+                let _ = store.reopen().await;
+                self.set_state(State::Serving);
+                return Err(Error::Storage(e));
+            }
+            *lock(&self.last_stats) = stats;
+        }
+        let lease = Lease {
+            lease_id: self.new_lease_id(),
+            holder,
+            expires_at: unix_millis().saturating_add(millis(ttl)),
+        };
+        lock(&self.leases).insert(lease.lease_id.clone(), lease.clone());
+        self.set_state(State::Released);
+        drop(exclusive);
+        self.changed.notify_one();
+        tracing::info!(lease = %lease.lease_id, holder = lease.holder.as_deref().unwrap_or(""), "released");
+        Ok(Released {
+            lease,
+            generation: self.last_stats().generation,
+            files: list_files(data_dir)?,
+        })
+    }
+
+    /// `renew`: a new end for a lease, counted from now.
+    pub fn renew(&self, lease_id: &str, ttl: Duration) -> Result<u64, Error> {
+        let mut leases = lock(&self.leases);
+        let lease = leases
+            .get_mut(lease_id)
+            .ok_or_else(|| Error::LeaseNotFound(lease_id.to_owned()))?;
+        lease.expires_at = unix_millis().saturating_add(millis(ttl));
+        let expires_at = lease.expires_at;
+        drop(leases);
+        self.changed.notify_one();
+        Ok(expires_at)
+    }
+
+    /// `resume`: ends one lease (or all); reopens when none is left.
+    pub async fn resume(
+        &self,
+        store: &Store,
+        lease_id: Option<&str>,
+        all: bool,
+    ) -> Result<(State, Vec<Lease>), Error> {
+        {
+            let mut leases = lock(&self.leases);
+            match (lease_id, all) {
+                (_, true) => leases.clear(),
+                (Some(id), false) => {
+                    if leases.remove(id).is_none() {
+                        return Err(Error::LeaseNotFound(id.to_owned()));
+                    }
+                }
+                (None, false) => {
+                    return Err(Error::BadRequest(
+                        "`resume` needs `lease_id` or `all: true`".to_owned(),
+                    ));
+                }
+            }
+        }
+        self.changed.notify_one();
+        self.reopen_if_free(store).await?;
+        Ok((self.state(), self.leases()))
+    }
+
+    /// Ends the leases whose time is up; returns when the next one would end (if any).
+    pub async fn expire(&self, store: &Store) -> Option<u64> {
+        let now = unix_millis();
+        let expired: Vec<Lease> = {
+            let mut leases = lock(&self.leases);
+            let ids: Vec<String> = leases
+                .values()
+                .filter(|l| l.expires_at <= now)
+                .map(|l| l.lease_id.clone())
+                .collect();
+            ids.iter().filter_map(|id| leases.remove(id)).collect()
+        };
+        for lease in &expired {
+            tracing::warn!(
+                lease = %lease.lease_id,
+                holder = lease.holder.as_deref().unwrap_or(""),
+                "lease expired without a resume; resuming"
+            );
+        }
+        if !expired.is_empty()
+            && let Err(e) = self.reopen_if_free(store).await
+        {
+            tracing::error!("resuming after lease expiry failed: {e}");
+        }
+        lock(&self.leases).values().map(|l| l.expires_at).min()
+    }
+
+    /// Waits until leases change or `deadline` (Unix ms) passes.
+    pub async fn changed_or(&self, deadline: Option<u64>) {
+        match deadline {
+            Some(at) => {
+                let wait = Duration::from_millis(at.saturating_sub(unix_millis()));
+                let _ = tokio::time::timeout(wait, self.changed.notified()).await;
+            }
+            None => self.changed.notified().await,
+        }
+    }
+
+    async fn reopen_if_free(&self, store: &Store) -> Result<(), Error> {
+        let _exclusive = self.gate.write().await;
+        if self.state() != State::Released || !lock(&self.leases).is_empty() {
+            return Ok(());
+        }
+        store.reopen().await?;
+        self.set_state(State::Serving);
+        tracing::info!("resumed");
+        Ok(())
+    }
+
+    fn new_lease_id(&self) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let seed = format!("{}-{}-{n}", std::process::id(), unix_millis());
+        let digest = Sha256::digest(seed.as_bytes());
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("lease-{hex}")
+    }
+}
+
+/// Every file of the data directory except [`EXCLUDE`], with `/`-separated relative paths.
+pub fn list_files(data_dir: &Path) -> Result<Vec<FileEntry>, Error> {
+    let mut files = Vec::new();
+    let mut dirs = vec![data_dir.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| {
+            Error::Storage(crate::storage::StorageError::io("cannot list", &dir)(e))
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let relative = path
+                .strip_prefix(data_dir)
+                .unwrap_or(&path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            if !EXCLUDE.contains(&relative.as_str()) {
+                files.push(FileEntry {
+                    path: relative,
+                    bytes: meta.len(),
+                });
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

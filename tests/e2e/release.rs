@@ -1,0 +1,290 @@
+//! Release leases: every handle closed (checked from outside the process), requests during a
+//! release, several holders, expiry, and copies that a second daemon serves.
+
+use crate::data::{create, doc};
+use crate::support::{Daemon, Scratch, Start};
+use ctxd_proto::{Count, ErrorCode, Release, Renew, Resume, State, Upsert};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Paths under `dir` that process `pid` holds open or mapped, per `/proc`.
+fn handles_into(pid: u32, dir: &Path) -> Vec<PathBuf> {
+    let mut held = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd table")
+        .flatten()
+    {
+        if let Ok(target) = std::fs::read_link(entry.path())
+            && target.starts_with(dir)
+        {
+            held.push(target);
+        }
+    }
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    held.extend(
+        maps.lines()
+            .filter_map(|line| line.split_whitespace().nth(5))
+            .map(PathBuf::from)
+            .filter(|path| path.starts_with(dir)),
+    );
+    held
+}
+
+fn release(holder: &str, ttl_s: u64) -> Release {
+    Release {
+        holder: Some(holder.to_owned()),
+        ttl_s: Some(ttl_s),
+        drain_ms: None,
+    }
+}
+
+async fn seed(client: &ctxd_client::Client, n: usize) {
+    create(client, "c", 2).await;
+    let documents = (0..n)
+        .map(|i| {
+            doc(
+                &format!("d{i}"),
+                Some("some text"),
+                Some(vec![i as f32, 1.0]),
+                json!({"i": i}),
+            )
+        })
+        .collect();
+    client
+        .upsert(Upsert {
+            collection: "c".into(),
+            documents,
+        })
+        .await
+        .expect("upsert");
+}
+
+fn count(collection: &str) -> Count {
+    Count {
+        collection: collection.to_owned(),
+        filter: None,
+    }
+}
+
+#[tokio::test]
+async fn release_closes_every_handle_and_lists_the_files() {
+    let scratch = Scratch::new();
+    let daemon = Daemon::start(&scratch);
+    let client = daemon.client().await;
+    seed(&client, 20).await;
+    let data = std::fs::canonicalize(&daemon.data).expect("canonical");
+    assert!(
+        !handles_into(daemon.pid(), &data).is_empty(),
+        "open while serving"
+    );
+
+    let lease = client
+        .release(release("backup", 60))
+        .await
+        .expect("release");
+    // The reply came after every handle was closed: check from outside the process.
+    assert_eq!(handles_into(daemon.pid(), &data), Vec::<PathBuf>::new());
+    let status = client.status().await.expect("status while released");
+    assert_eq!(status.state, State::Released);
+    assert_eq!(status.open_files, Some(0));
+    assert_eq!(status.documents, 20, "counts as the store was closed");
+    assert_eq!(status.leases.len(), 1);
+    assert_eq!(status.leases[0].holder.as_deref(), Some("backup"));
+    assert!(!data.join("text.sqlite3-wal").exists() && !data.join("text.sqlite3-shm").exists());
+    let paths: Vec<&str> = lease.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["ctxd.json", "text.sqlite3", "vectors/data.mdb"]);
+    for file in &lease.files {
+        assert_eq!(
+            std::fs::metadata(data.join(&file.path))
+                .expect("stat")
+                .len(),
+            file.bytes
+        );
+    }
+    assert_eq!(lease.exclude, ["vectors/lock.mdb"]);
+    assert_eq!(lease.generation, status.generation);
+
+    let resumed = client
+        .resume(Resume {
+            lease_id: Some(lease.lease_id),
+            all: false,
+        })
+        .await
+        .expect("resume");
+    assert_eq!(resumed.state, State::Serving);
+    assert_eq!(client.count(count("c")).await.expect("count").count, 20);
+}
+
+#[tokio::test]
+async fn requests_fail_fast_while_released_or_wait_for_the_resume() {
+    let scratch = Scratch::new();
+    let daemon = Daemon::start(&scratch);
+    let client = daemon.client().await;
+    seed(&client, 3).await;
+    let lease = client.release(release("t", 60)).await.expect("release");
+
+    let err = client.count(count("c")).await.expect_err("released");
+    assert_eq!(err.code(), Some(ErrorCode::Released));
+    match &err {
+        ctxd_client::Error::Daemon { details, .. } => {
+            assert_eq!(details["lease_expires_at"], lease.expires_at)
+        }
+        other => panic!("{other:?}"),
+    }
+    // Lifecycle operations still work.
+    client.ping().await.expect("ping");
+    assert_eq!(
+        client.health().await.expect("health").state,
+        State::Released
+    );
+
+    // A request with wait_ms waits, and succeeds once another client resumes.
+    let waiter = {
+        let socket = daemon.socket.clone();
+        tokio::spawn(async move {
+            let client = ctxd_client::Client::connect_to(&socket)
+                .await
+                .expect("connect");
+            client
+                .call_waiting(count("c"), Some(Duration::from_secs(30)))
+                .await
+        })
+    };
+    let resumer = daemon.client().await;
+    resumer
+        .resume(Resume {
+            lease_id: Some(lease.lease_id),
+            all: false,
+        })
+        .await
+        .expect("resume");
+    assert_eq!(waiter.await.expect("task").expect("waited").count, 3);
+}
+
+#[tokio::test]
+async fn the_daemon_reopens_only_when_the_last_lease_ends() {
+    let scratch = Scratch::new();
+    let daemon = Daemon::start(&scratch);
+    let client = daemon.client().await;
+    seed(&client, 1).await;
+    let first = client.release(release("a", 60)).await.expect("release a");
+    let second = client.release(release("b", 60)).await.expect("release b");
+    assert_ne!(first.lease_id, second.lease_id);
+
+    let after_one = client
+        .resume(Resume {
+            lease_id: Some(first.lease_id.clone()),
+            all: false,
+        })
+        .await
+        .expect("resume a");
+    assert_eq!(after_one.state, State::Released);
+    assert_eq!(after_one.leases.len(), 1);
+    let err = client
+        .resume(Resume {
+            lease_id: Some(first.lease_id),
+            all: false,
+        })
+        .await
+        .expect_err("already ended");
+    assert_eq!(err.code(), Some(ErrorCode::LeaseNotFound));
+    let err = client
+        .renew(Renew {
+            lease_id: "lease-nope".into(),
+            ttl_s: 10,
+        })
+        .await
+        .expect_err("unknown");
+    assert_eq!(err.code(), Some(ErrorCode::LeaseNotFound));
+    let renewed = client
+        .renew(Renew {
+            lease_id: second.lease_id.clone(),
+            ttl_s: 3600,
+        })
+        .await
+        .expect("renew");
+    assert!(renewed.expires_at > second.expires_at);
+
+    let after_two = client
+        .resume(Resume {
+            lease_id: Some(second.lease_id),
+            all: false,
+        })
+        .await
+        .expect("resume b");
+    assert_eq!(after_two.state, State::Serving);
+    // Resuming while serving is a no-op.
+    let again = client
+        .resume(Resume {
+            lease_id: None,
+            all: true,
+        })
+        .await
+        .expect("resume all");
+    assert_eq!(again.state, State::Serving);
+}
+
+#[tokio::test]
+async fn an_expired_lease_resumes_by_itself_with_a_warning() {
+    let scratch = Scratch::new();
+    let daemon = Daemon::start(&scratch);
+    let client = daemon.client().await;
+    seed(&client, 2).await;
+    client
+        .release(release("forgetful", 1))
+        .await
+        .expect("release");
+    // Waits for the resume the expiry brings (no sleep: the request itself waits).
+    let counted = client
+        .call_waiting(count("c"), Some(Duration::from_secs(20)))
+        .await
+        .expect("served again after expiry");
+    assert_eq!(counted.count, 2);
+    assert!(
+        daemon
+            .stderr_so_far()
+            .contains("lease expired without a resume"),
+        "{}",
+        daemon.stderr_so_far()
+    );
+}
+
+/// Copies `from` to `to` the way a backup tool would: every listed file, skipping `exclude`.
+fn copy_released(from: &Path, to: &Path, files: &[ctxd_proto::FileEntry]) {
+    for file in files {
+        let target = to.join(&file.path);
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(from.join(&file.path), &target).expect("copy");
+    }
+}
+
+#[tokio::test]
+async fn a_copy_taken_while_released_is_served_by_a_second_daemon() {
+    let scratch = Scratch::new();
+    let daemon = Daemon::start(&scratch);
+    let client = daemon.client().await;
+    seed(&client, 50).await;
+    let lease = client.release(release("copy", 60)).await.expect("release");
+    let copy = scratch.path("copy");
+    copy_released(&daemon.data, &copy, &lease.files);
+    client
+        .resume(Resume {
+            lease_id: None,
+            all: true,
+        })
+        .await
+        .expect("resume");
+    // The original keeps serving; the copy is a valid data directory of its own.
+    let second = Start::new(&scratch)
+        .data(&copy)
+        .socket(Some(scratch.path("run2/ctxd.sock")))
+        .spawn();
+    let other = second.client().await;
+    assert_eq!(other.count(count("c")).await.expect("count").count, 50);
+    assert_eq!(
+        other.status().await.expect("status").generation,
+        lease.generation
+    );
+    assert_eq!(client.count(count("c")).await.expect("count").count, 50);
+}
