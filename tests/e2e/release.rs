@@ -288,3 +288,112 @@ async fn a_copy_taken_while_released_is_served_by_a_second_daemon() {
     );
     assert_eq!(client.count(count("c")).await.expect("count").count, 50);
 }
+
+mod cli {
+    use crate::support::{CTXD, Daemon, Scratch, ctxd};
+    use serde_json::Value;
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+
+    fn health(daemon: &Daemon) -> String {
+        let out = ctxd(&["--socket", daemon.socket.to_str().expect("utf-8"), "health"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    #[test]
+    fn release_prints_the_lease_and_resume_ends_it() {
+        let scratch = Scratch::new();
+        let daemon = Daemon::start(&scratch);
+        let socket = daemon.socket.to_str().expect("utf-8");
+        let out = ctxd(&[
+            "--socket", socket, "--json", "release", "--ttl", "5m", "--holder", "me",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let lease: Value = serde_json::from_slice(&out.stdout).expect("json");
+        let id = lease["lease_id"].as_str().expect("lease id").to_owned();
+        assert_eq!(lease["exclude"][0], "vectors/lock.mdb");
+        assert_eq!(health(&daemon), "released");
+        let status = ctxd(&["--socket", socket, "status"]);
+        assert_eq!(
+            status.status.code(),
+            Some(1),
+            "status exits 1 while released"
+        );
+        assert!(String::from_utf8_lossy(&status.stdout).contains("held by me"));
+
+        let out = ctxd(&["--socket", socket, "resume", &id]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "serving");
+        let out = ctxd(&["--socket", socket, "resume", &id]);
+        assert_eq!(out.status.code(), Some(1), "unknown lease: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("lease_not_found"));
+    }
+
+    #[test]
+    fn release_with_a_command_runs_it_released_and_always_resumes() {
+        let scratch = Scratch::new();
+        let daemon = Daemon::start(&scratch);
+        let socket = daemon.socket.to_str().expect("utf-8");
+        let data = daemon.data.to_str().expect("utf-8");
+        // The command sees the files closed (no WAL) and the daemon released.
+        let script =
+            format!("test ! -e {data}/text.sqlite3-wal && {CTXD} --socket {socket} health; exit 7");
+        let out = ctxd(&["--socket", socket, "release", "--", "sh", "-c", &script]);
+        assert_eq!(out.status.code(), Some(7), "the command's status: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "released");
+        assert_eq!(health(&daemon), "serving", "resumed after the command");
+
+        let out = ctxd(&["--socket", socket, "release", "--", "false"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            health(&daemon),
+            "serving",
+            "resumed after a failing command"
+        );
+    }
+
+    #[test]
+    fn ctrl_c_during_the_command_still_resumes() {
+        let scratch = Scratch::new();
+        let daemon = Daemon::start(&scratch);
+        let socket = daemon.socket.to_str().expect("utf-8");
+        let fifo = scratch.path("started");
+        assert!(
+            Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .expect("mkfifo")
+                .success()
+        );
+        let script = format!("echo started > {}; exec sleep 60", fifo.display());
+        // Its own process group, like a terminal's foreground job: Ctrl-C reaches every
+        // process of the group.
+        let mut release = Command::new(CTXD)
+            .args(["--socket", socket, "release", "--", "sh", "-c", &script])
+            .env_remove("CTXD_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("spawn ctxd release");
+        // Blocks until the command runs (the daemon is released by then).
+        let mut started = String::new();
+        std::fs::File::open(&fifo)
+            .expect("open fifo")
+            .read_to_string(&mut started)
+            .expect("read fifo");
+        assert_eq!(started.trim(), "started");
+        assert_eq!(health(&daemon), "released");
+        let group = rustix::process::Pid::from_raw(release.id() as i32).expect("pid");
+        rustix::process::kill_process_group(group, rustix::process::Signal::INT)
+            .expect("interrupt the group");
+        let out = release.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(130), "128 + SIGINT: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("resumed"),
+            "{out:?}"
+        );
+        assert_eq!(health(&daemon), "serving");
+    }
+}

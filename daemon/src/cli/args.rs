@@ -62,6 +62,44 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Count the documents of a collection, optionally filtered.
     Count(CountArgs),
+    /// Close every file under a lease so the data directory can be copied; with `-- COMMAND`,
+    /// run the command and always resume afterwards.
+    Release(ReleaseArgs),
+    /// End a lease (or all); the daemon reopens its files when none is left.
+    Resume(ResumeArgs),
+}
+
+/// Options of `ctxd release`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ctxd release --ttl 30m --holder nightly-backup\n  ctxd release --ttl 30m -- restic backup ~/.local/share/ctxd"
+)]
+pub struct ReleaseArgs {
+    /// How long the lease lasts unless renewed or resumed; the daemon resumes by itself then.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    pub ttl: Duration,
+    /// A label for `ctxd status` (default: the command, with `-- COMMAND`).
+    #[arg(long, value_name = "NAME")]
+    pub holder: Option<String>,
+    /// A command to run while released; ctxd resumes when it ends (also on failure or Ctrl-C)
+    /// and exits with its status.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Options of `ctxd resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The lease to end (as `ctxd release` printed it).
+    #[arg(
+        value_name = "LEASE",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub lease: Option<String>,
+    /// End every lease.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `ctxd collections`: without an action, lists them.

@@ -6,6 +6,7 @@ mod collections;
 mod documents;
 mod export;
 mod import;
+mod lease;
 mod output;
 mod search;
 
@@ -83,6 +84,8 @@ pub fn client(global: args::GlobalArgs, command: Command) -> ExitCode {
             Command::Get(args) => documents::get(&client, args, out).await,
             Command::Delete(args) => documents::delete(&client, args, out).await,
             Command::Count(args) => documents::count(&client, args, out).await,
+            Command::Release(args) => lease::release(&client, args, out).await,
+            Command::Resume(args) => lease::resume(&client, args, out).await,
             Command::Serve(_) => unreachable!("serve is not a client command"),
         }
     })
