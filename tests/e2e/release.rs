@@ -369,7 +369,7 @@ mod cli {
         let script = format!("echo started > {}; exec sleep 60", fifo.display());
         // Its own process group, like a terminal's foreground job: Ctrl-C reaches every
         // process of the group.
-        let mut release = Command::new(CTXD)
+        let release = Command::new(CTXD)
             .args(["--socket", socket, "release", "--", "sh", "-c", &script])
             .env_remove("CTXD_SOCKET")
             .stdout(Stdio::null())
