@@ -90,9 +90,16 @@ pub async fn handle(shared: &Shared, request: Request) -> (Vec<u8>, After) {
                 .await
                 .map(|(state, leases)| ResumeResult { state, leases }),
         ),
-        Operation::Snapshot(_) | Operation::Check(_) => {
-            encode::<Empty>(id, Err(Error::NotProvided { op }))
-        }
+        Operation::Snapshot(params) => encode(
+            id,
+            storage(
+                shared
+                    .store
+                    .snapshot(&params.dest, shared.data_dir.clone())
+                    .await,
+            ),
+        ),
+        Operation::Check(_) => encode::<Empty>(id, Err(Error::NotProvided { op })),
     };
     (line, after)
 }

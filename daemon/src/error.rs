@@ -56,6 +56,7 @@ impl Error {
                 StorageError::DimensionMismatch { .. } => ErrorCode::DimensionMismatch,
                 StorageError::InvalidVector { .. } => ErrorCode::InvalidVector,
                 StorageError::Invalid(_) => ErrorCode::BadRequest,
+                StorageError::Snapshot(_) => ErrorCode::SnapshotFailed,
                 StorageError::Sqlite(_)
                 | StorageError::Lmdb(_)
                 | StorageError::Io { .. }

@@ -15,4 +15,5 @@ mod permissions;
 mod protocol;
 mod release;
 mod search;
+mod snapshot;
 mod support;

@@ -153,19 +153,15 @@ fn operations_of_later_issues_answer_a_clear_error_not_a_hang() {
     let scratch = Scratch::new();
     let daemon = Daemon::start(&scratch);
     let mut raw = daemon.raw();
-    for line in [
-        r#"{"id":1,"op":"snapshot","dest":"/nonexistent/snap"}"#,
-        r#"{"id":1,"op":"check"}"#,
-    ] {
-        let reply = raw.call(line);
-        assert_eq!(error_code(&reply), "unknown_op", "{reply}");
-        assert!(
-            reply["error"]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("not provided")),
-            "{reply}"
-        );
-    }
+    // `check` is the one operation of protocol 1 this build does not provide yet.
+    let reply = raw.call(r#"{"id":1,"op":"check"}"#);
+    assert_eq!(error_code(&reply), "unknown_op", "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not provided")),
+        "{reply}"
+    );
     assert_eq!(raw.call(r#"{"op":"ping"}"#)["ok"], true);
 }
 

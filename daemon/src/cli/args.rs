@@ -67,6 +67,17 @@ pub enum Command {
     Release(ReleaseArgs),
     /// End a lease (or all); the daemon reopens its files when none is left.
     Resume(ResumeArgs),
+    /// Write a consistent, verified copy of the data directory while the daemon serves.
+    Snapshot(SnapshotArgs),
+}
+
+/// Options of `ctxd snapshot`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Where to write it: a path that does not exist yet, outside the data directory. The result
+    /// is a data directory of its own (`ctxd serve --data DEST`).
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
 }
 
 /// Options of `ctxd release`.

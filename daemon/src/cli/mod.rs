@@ -9,6 +9,7 @@ mod import;
 mod lease;
 mod output;
 mod search;
+mod snapshot;
 
 pub use args::{Cli, Command};
 
@@ -86,6 +87,7 @@ pub fn client(global: args::GlobalArgs, command: Command) -> ExitCode {
             Command::Count(args) => documents::count(&client, args, out).await,
             Command::Release(args) => lease::release(&client, args, out).await,
             Command::Resume(args) => lease::resume(&client, args, out).await,
+            Command::Snapshot(args) => snapshot::run(&client, args, out).await,
             Command::Serve(_) => unreachable!("serve is not a client command"),
         }
     })

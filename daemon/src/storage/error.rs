@@ -67,6 +67,9 @@ pub enum StorageError {
     /// The request is well-formed but asks for something invalid.
     #[error("{0}")]
     Invalid(String),
+    /// A snapshot could not be written (nothing was left at the destination).
+    #[error("snapshot failed: {0}")]
+    Snapshot(String),
     /// The LMDB environment did not close in time (a read transaction is still open).
     #[error("the vector store did not close within {0:?}")]
     CloseTimeout(std::time::Duration),

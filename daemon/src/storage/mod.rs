@@ -18,6 +18,7 @@ pub mod manifest;
 mod read;
 mod reader;
 mod search;
+mod snapshot;
 pub mod text;
 mod validate;
 pub mod vector_set;
@@ -30,8 +31,8 @@ use writer::{WriteOp, Written};
 use catalog::Catalog;
 use ctxd_proto::{
     CollectionResult, Count, CountResult, CreateCollection, Delete, DeleteResult, DropCollection,
-    DropCollectionResult, Get, GetResult, ListCollectionsResult, Search, SearchResult, Upsert,
-    UpsertResult,
+    DropCollectionResult, Get, GetResult, ListCollectionsResult, Search, SearchResult,
+    SnapshotResult, Upsert, UpsertResult,
 };
 use reader::{ReadGate, ReadLease, ReadSide, SharedVectorSet};
 use std::collections::HashMap;
@@ -63,6 +64,10 @@ enum Command {
     Write(WriteOp, Reply<Written>),
     Close(Reply<()>),
     Reopen(Reply<()>),
+    /// Keep journal rows newer than the current generation until `Unhold` (a snapshot needs
+    /// them); answers that generation.
+    HoldJournal(Reply<u64>),
+    UnholdJournal(Reply<()>),
 }
 
 /// A handle to the storage thread. Cloning is cheap; the thread ends when the last handle is
@@ -184,6 +189,66 @@ impl Store {
         self.ask(Command::Close).await
     }
 
+    /// `snapshot`: a consistent, verified copy of `data_dir` at `dest`, written while serving
+    /// (see the `snapshot` module for why writes never wait for it).
+    pub async fn snapshot(
+        &self,
+        dest: &str,
+        data_dir: PathBuf,
+    ) -> Result<SnapshotResult, StorageError> {
+        let dest = snapshot::check_destination(Path::new(dest), &data_dir)?;
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dest.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+        // Leftovers of a snapshot this process did not finish (it crashed) are ours to remove.
+        let _ = std::fs::remove_dir_all(&tmp);
+        // Holding a read lease: a release or shutdown waits for the copy to finish.
+        let lease = self.gate.enter()?;
+        self.ask(Command::HoldJournal).await?;
+        let copying = tmp.clone();
+        let copied = tokio::task::spawn_blocking(move || {
+            snapshot::copy_stores(&lease.vectors, lease.text_path(), &data_dir, &copying)
+        })
+        .await;
+        let _ = self.ask(Command::UnholdJournal).await;
+        let finishing = (tmp.clone(), dest.clone());
+        let result = match copied {
+            Ok(Ok(generation)) => tokio::task::spawn_blocking(move || {
+                snapshot::finish(&finishing.0, &finishing.1, generation)
+                    .map(|files| (generation, files))
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(StorageError::Snapshot(format!(
+                    "the snapshot task failed: {e}"
+                )))
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(StorageError::Snapshot(format!("the copy task failed: {e}"))),
+        };
+        match result {
+            Ok((generation, files)) => {
+                tracing::info!(path = %dest.display(), generation, "snapshot written");
+                Ok(SnapshotResult {
+                    path: dest.display().to_string(),
+                    generation,
+                    files,
+                })
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                Err(match e {
+                    StorageError::Snapshot(_) | StorageError::Invalid(_) | StorageError::Closed => {
+                        e
+                    }
+                    other => StorageError::Snapshot(other.to_string()),
+                })
+            }
+        }
+    }
+
     /// Opens the files again after [`Store::close`] (opening an open store does nothing). The
     /// files are read as they are now: if they were replaced while closed (a restored
     /// backup), that is what is served, after the same checks as at start.
@@ -226,6 +291,8 @@ struct Storage {
     /// Set when a group committed in SQLite but not in LMDB: writes stop until a restart
     /// replays the journal.
     broken: Option<String>,
+    /// Journal rows newer than this are kept (a snapshot in progress replays them).
+    hold_journal: Option<u64>,
 }
 
 impl Storage {
@@ -259,6 +326,7 @@ impl Storage {
             vectors,
             side,
             broken: None,
+            hold_journal: None,
         })
     }
 
@@ -290,7 +358,13 @@ impl Storage {
             return;
         }
         let (ops, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-        match writer::commit_group(&self.text, &self.vectors, &self.side, ops) {
+        match writer::commit_group(
+            &self.text,
+            &self.vectors,
+            &self.side,
+            self.hold_journal,
+            ops,
+        ) {
             Ok(results) => {
                 for (result, reply) in results.into_iter().zip(replies) {
                     let _ = reply.send(result);
@@ -402,6 +476,22 @@ fn run(
                     Err(e) => tracing::error!("closing storage failed: {e}"),
                 }
                 let _ = reply.send(result);
+            }
+            Command::HoldJournal(reply) => {
+                let _ = reply.send(match storage.as_mut() {
+                    Some(storage) => {
+                        let generation = storage.side.generation();
+                        storage.hold_journal = Some(generation);
+                        Ok(generation)
+                    }
+                    None => Err(StorageError::Closed),
+                });
+            }
+            Command::UnholdJournal(reply) => {
+                if let Some(storage) = storage.as_mut() {
+                    storage.hold_journal = None;
+                }
+                let _ = reply.send(Ok(()));
             }
             Command::Reopen(reply) => {
                 let result = match storage {

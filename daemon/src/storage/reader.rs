@@ -100,6 +100,11 @@ impl ReadSide {
             .cloned()
     }
 
+    /// The SQLite database file.
+    pub fn text_path(&self) -> &std::path::Path {
+        &self.text_path
+    }
+
     /// The last committed generation.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)

@@ -15,7 +15,9 @@
 use super::StorageError;
 use heed::byteorder::BigEndian;
 use heed::types::{Bytes, Str, U64};
-use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+use heed::{
+    CommitOrAbort, CompactionOption, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls,
+};
 use std::path::Path;
 use std::time::Duration;
 
@@ -190,6 +192,14 @@ impl VectorStore {
 }
 
 impl VectorReader {
+    /// Writes a compacted, consistent copy of the environment to `path` (a `data.mdb`). LMDB
+    /// copies from its own read transaction, so it neither waits for nor blocks the writer.
+    pub fn copy_compacted(&self, path: &Path) -> Result<(), StorageError> {
+        let file = self.env.copy_to_path(path, CompactionOption::Enabled)?;
+        file.sync_all()
+            .map_err(StorageError::io("cannot sync", path))
+    }
+
     /// A read transaction: a consistent snapshot that never blocks or is blocked by writes.
     pub fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>, StorageError> {
         Ok(self.env.read_txn()?)

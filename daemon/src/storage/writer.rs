@@ -80,6 +80,7 @@ pub fn commit_group(
     text: &TextStore,
     vectors: &VectorStore,
     side: &ReadSide,
+    hold_journal: Option<u64>,
     ops: Vec<WriteOp>,
 ) -> Result<Vec<Result<Written, StorageError>>, StorageError> {
     let started = std::time::Instant::now();
@@ -94,8 +95,12 @@ pub fn commit_group(
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let transaction = (|| -> Result<(), StorageError> {
         // LMDB committed everything up to the current generation (else we would not be
-        // writing), so its journal rows are no longer needed.
-        text::prune_journal(conn, start_generation)?;
+        // writing), so its journal rows are no longer needed — unless a snapshot in progress
+        // holds them, to replay into its own copy of LMDB.
+        text::prune_journal(
+            conn,
+            hold_journal.map_or(start_generation, |held| held.min(start_generation)),
+        )?;
         for op in ops {
             let before = catalog.clone();
             conn.execute_batch("SAVEPOINT request")?;

@@ -1,0 +1,212 @@
+//! Online snapshots: consistent, verified, and complete for everything acknowledged before.
+
+use crate::data::{create, doc};
+use crate::support::{Daemon, Scratch, Start, ctxd};
+use ctxd_proto::{Count, ErrorCode, Get, Upsert};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+fn count(collection: &str) -> Count {
+    Count {
+        collection: collection.to_owned(),
+        filter: None,
+    }
+}
+
+/// Serves a snapshot directory with a second daemon and returns it.
+fn serve(scratch: &Scratch, dir: &Path, name: &str) -> Daemon {
+    Start::new(scratch)
+        .data(dir)
+        .socket(Some(scratch.path(&format!("{name}/ctxd.sock"))))
+        .spawn()
+}
+
+#[tokio::test]
+async fn a_snapshot_is_a_verified_data_directory_of_its_own() {
+    let scratch = Scratch::new();
+    let daemon = Daemon::start(&scratch);
+    let client = daemon.client().await;
+    create(&client, "c", 2).await;
+    let documents = (0..30)
+        .map(|i| {
+            doc(
+                &format!("d{i}"),
+                Some("text"),
+                Some(vec![i as f32, 1.0]),
+                json!({"i": i}),
+            )
+        })
+        .collect();
+    client
+        .upsert(Upsert {
+            collection: "c".into(),
+            documents,
+        })
+        .await
+        .expect("upsert");
+    let generation = client.status().await.expect("status").generation;
+
+    let dest = scratch.path("snap-1");
+    let snapshot = client
+        .snapshot(dest.display().to_string())
+        .await
+        .expect("snapshot");
+    assert_eq!(snapshot.generation, generation);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dest.join("manifest.json")).expect("manifest"))
+            .expect("json");
+    assert_eq!(manifest["generation"], generation);
+    for file in &snapshot.files {
+        let bytes = std::fs::read(dest.join(&file.path)).expect("snapshot file");
+        assert_eq!(bytes.len() as u64, file.bytes, "{}", file.path);
+        let digest: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(digest, file.sha256, "{}", file.path);
+    }
+    assert!(!dest.join("vectors/lock.mdb").exists());
+    assert!(!dest.join("text.sqlite3-wal").exists());
+
+    let copy = serve(&scratch, &dest, "snap-run");
+    let other = copy.client().await;
+    assert_eq!(other.count(count("c")).await.expect("count").count, 30);
+    assert_eq!(other.status().await.expect("status").generation, generation);
+    // The original keeps serving.
+    assert_eq!(client.count(count("c")).await.expect("count").count, 30);
+}
+
+#[tokio::test]
+async fn bad_destinations_are_refused_and_nothing_is_left_behind() {
+    let scratch = Scratch::new();
+    let daemon = Daemon::start(&scratch);
+    let client = daemon.client().await;
+    let existing = scratch.path("exists");
+    std::fs::create_dir_all(&existing).expect("mkdir");
+    let data = std::fs::canonicalize(&daemon.data).expect("canonical");
+    for (dest, why) in [
+        (existing.display().to_string(), "already exists"),
+        (
+            data.join("inside").display().to_string(),
+            "inside the data directory",
+        ),
+        ("relative/path".to_owned(), "absolute"),
+        (
+            scratch.path("no/such/parent").display().to_string(),
+            "parent",
+        ),
+    ] {
+        let err = client.snapshot(dest.clone()).await.expect_err("refused");
+        assert_eq!(err.code(), Some(ErrorCode::BadRequest), "{dest}: {err}");
+        assert!(err.to_string().contains(why), "{dest}: {err}");
+    }
+    assert!(!data.join("inside").exists());
+    // The CLI resolves a relative destination against its own working directory.
+    let out = std::process::Command::new(crate::support::CTXD)
+        .args([
+            "--socket",
+            daemon.socket.to_str().expect("utf-8"),
+            "snapshot",
+            "rel-snap",
+        ])
+        .current_dir(scratch.dir.path())
+        .output()
+        .expect("run ctxd snapshot");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(scratch.path("rel-snap/manifest.json").exists());
+    let _ = ctxd(&["--version"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_snapshots_under_write_load_each_hold_every_earlier_acknowledged_write() {
+    let scratch = Scratch::new();
+    let daemon = Daemon::start(&scratch);
+    let client = daemon.client().await;
+    create(&client, "load", 4).await;
+    let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let socket = daemon.socket.clone();
+        let acked = Arc::clone(&acked);
+        let stopped = stopped.clone();
+        writers.push(tokio::spawn(async move {
+            let client = ctxd_client::Client::connect_to(&socket)
+                .await
+                .expect("connect");
+            for n in 0.. {
+                if *stopped.borrow() {
+                    break;
+                }
+                let id = format!("w{w}n{n}");
+                let vector = vec![w as f32, n as f32, 1.0, 0.5];
+                client
+                    .upsert(Upsert {
+                        collection: "load".into(),
+                        documents: vec![doc(&id, Some("load text"), Some(vector), json!(null))],
+                    })
+                    .await
+                    .expect("write under snapshot load");
+                acked.lock().expect("lock").insert(id);
+            }
+        }));
+    }
+    let mut snapshots = Vec::new();
+    for i in 0..20 {
+        let before: BTreeSet<String> = acked.lock().expect("lock").clone();
+        let dest = scratch.path(&format!("snap-{i}"));
+        let snapshot = client
+            .snapshot(dest.display().to_string())
+            .await
+            .expect("snapshot under load");
+        snapshots.push((dest, snapshot.generation, before));
+    }
+    let _ = stop.send(true);
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let first_before = snapshots.first().map_or(0, |s| s.2.len());
+    let last_before = snapshots.last().map_or(0, |s| s.2.len());
+    eprintln!(
+        "writes acknowledged before the first snapshot: {first_before}, before the last: {last_before}"
+    );
+    assert!(
+        last_before > first_before,
+        "the writers made progress while snapshots were taken"
+    );
+    for (i, (dest, generation, before)) in snapshots.into_iter().enumerate() {
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(dest.join("manifest.json")).expect("manifest"))
+                .expect("json");
+        assert_eq!(manifest["generation"], generation, "snapshot {i}");
+        let copy = serve(&scratch, &dest, &format!("run-{i}"));
+        let other = copy.client().await;
+        assert_eq!(
+            other.status().await.expect("status").generation,
+            generation,
+            "snapshot {i}"
+        );
+        let ids: Vec<String> = before.into_iter().collect();
+        for chunk in ids.chunks(1000) {
+            let got = other
+                .get(Get {
+                    collection: "load".into(),
+                    ids: Some(chunk.to_vec()),
+                    filter: None,
+                    limit: Some(10_000),
+                    offset: None,
+                    include: Some(vec![ctxd_proto::Field::Vector]),
+                })
+                .await
+                .expect("get");
+            assert_eq!(got.documents.len(), chunk.len(), "snapshot {i} lost writes");
+            assert!(
+                got.documents.iter().all(|d| d.vector.is_some()),
+                "snapshot {i}: vectors"
+            );
+        }
+    }
+}
