@@ -25,7 +25,6 @@ pub enum After {
 /// Answers one request: the encoded reply line (without `\n`) and what to do next.
 pub async fn handle(shared: &Shared, request: Request) -> (Vec<u8>, After) {
     let id = request.id;
-    let op = request.op.name();
     let mut after = After::Continue;
     // Data operations pass the release gate: they wait for (or fail during) a release, and a
     // release waits for them. Lifecycle operations work in every state.
@@ -99,7 +98,7 @@ pub async fn handle(shared: &Shared, request: Request) -> (Vec<u8>, After) {
                     .await,
             ),
         ),
-        Operation::Check(_) => encode::<Empty>(id, Err(Error::NotProvided { op })),
+        Operation::Check(_) => encode(id, storage(shared.store.check().await)),
     };
     (line, after)
 }

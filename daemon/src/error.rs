@@ -7,12 +7,6 @@ use ctxd_proto::{ErrorBody, ErrorCode, PROTOCOL_VERSION};
 /// failure gets; [`Error::to_body`] is the only place that builds the wire error object.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The operation is part of protocol 1 but this build does not provide it yet.
-    #[error("operation `{op}` is part of protocol 1 but not provided by this ctxd build yet")]
-    NotProvided {
-        /// The operation's name.
-        op: &'static str,
-    },
     /// `hello` asked for another protocol version.
     #[error("protocol {requested} is not supported (this ctxd speaks protocol {PROTOCOL_VERSION})")]
     UnsupportedProtocol {
@@ -43,7 +37,6 @@ impl Error {
     /// The wire code of this failure.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::NotProvided { .. } => ErrorCode::UnknownOp,
             Error::UnsupportedProtocol { .. } => ErrorCode::UnsupportedProtocol,
             Error::BadRequest(_) => ErrorCode::BadRequest,
             Error::Released { .. } => ErrorCode::Released,

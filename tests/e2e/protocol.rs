@@ -149,23 +149,6 @@ fn bad_messages_get_the_right_code_and_the_connection_keeps_working() {
 }
 
 #[test]
-fn operations_of_later_issues_answer_a_clear_error_not_a_hang() {
-    let scratch = Scratch::new();
-    let daemon = Daemon::start(&scratch);
-    let mut raw = daemon.raw();
-    // `check` is the one operation of protocol 1 this build does not provide yet.
-    let reply = raw.call(r#"{"id":1,"op":"check"}"#);
-    assert_eq!(error_code(&reply), "unknown_op", "{reply}");
-    assert!(
-        reply["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("not provided")),
-        "{reply}"
-    );
-    assert_eq!(raw.call(r#"{"op":"ping"}"#)["ok"], true);
-}
-
-#[test]
 fn an_oversized_line_gets_frame_too_large_then_the_connection_closes() {
     let scratch = Scratch::new();
     let daemon = Start::new(&scratch).arg("--max-frame").arg("4096").spawn();

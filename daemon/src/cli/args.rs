@@ -69,6 +69,17 @@ pub enum Command {
     Resume(ResumeArgs),
     /// Write a consistent, verified copy of the data directory while the daemon serves.
     Snapshot(SnapshotArgs),
+    /// Verify both stores and their agreement; exit 0 when everything passes.
+    Check(CheckArgs),
+}
+
+/// Options of `ctxd check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Check this data directory directly, without a daemon: for a stopped daemon's or a
+    /// released data directory (a serving daemon is checked with plain `ctxd check`).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
 }
 
 /// Options of `ctxd snapshot`.

@@ -64,6 +64,15 @@ pub fn client(global: args::GlobalArgs, command: Command) -> ExitCode {
         return output::usage(subcommand, &message);
     }
     runtime.block_on(async move {
+        // An offline check reads the files itself: no daemon to connect to.
+        if let Command::Check(args) = &command
+            && args.data.is_some()
+        {
+            let Command::Check(args) = command else {
+                unreachable!("matched above")
+            };
+            return snapshot::check(None, args, out).await;
+        }
         let mut builder = Client::builder()
             .timeout(global.timeout)
             .name(format!("ctxd-cli/{}", env!("CARGO_PKG_VERSION")));
@@ -88,6 +97,7 @@ pub fn client(global: args::GlobalArgs, command: Command) -> ExitCode {
             Command::Release(args) => lease::release(&client, args, out).await,
             Command::Resume(args) => lease::resume(&client, args, out).await,
             Command::Snapshot(args) => snapshot::run(&client, args, out).await,
+            Command::Check(args) => snapshot::check(Some(&client), args, out).await,
             Command::Serve(_) => unreachable!("serve is not a client command"),
         }
     })

@@ -1,5 +1,5 @@
-//! `ctxd snapshot DEST`: a consistent, verified copy of the data directory, taken while the
-//! daemon serves.
+//! `ctxd snapshot DEST` (a consistent, verified copy of the data directory, taken while the
+//! daemon serves) and `ctxd check` (both stores verified, online or on the files).
 
 use super::args::SnapshotArgs;
 use super::output::{Output, exit, fail};
@@ -34,4 +34,45 @@ pub async fn run(client: &Client, args: SnapshotArgs, out: Output) -> ExitCode {
         }
         Err(e) => fail(&e),
     }
+}
+
+/// `ctxd check`: through the daemon, or with `--data` directly on the files.
+pub async fn check(client: Option<&Client>, args: super::args::CheckArgs, out: Output) -> ExitCode {
+    let result = match (&args.data, client) {
+        (Some(dir), _) => match crate::storage::check_offline(dir) {
+            Ok(result) => result,
+            Err(e) => {
+                eprintln!("ctxd: cannot check {}: {e}", dir.display());
+                return ExitCode::from(exit::FAILED);
+            }
+        },
+        (None, Some(client)) => match client.check().await {
+            Ok(result) => result,
+            Err(e) => return fail(&e),
+        },
+        (None, None) => return ExitCode::from(exit::FAILED),
+    };
+    out.print(&result, |r| {
+        let mut text = String::from(if r.passed { "passed\n" } else { "FAILED\n" });
+        for (part, report) in [
+            ("text", &r.details.text),
+            ("vectors", &r.details.vectors),
+            ("consistency", &r.details.consistency),
+        ] {
+            let _ = writeln!(
+                text,
+                "  {part:<12} {}",
+                if report.ok { "ok" } else { "problems:" }
+            );
+            for problem in &report.problems {
+                let _ = writeln!(text, "    - {problem}");
+            }
+        }
+        text
+    });
+    ExitCode::from(if result.passed {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
 }

@@ -9,6 +9,7 @@
 //! is half done when it closes.
 
 mod catalog;
+mod check;
 mod documents;
 mod error;
 pub mod filter_sql;
@@ -30,9 +31,9 @@ use writer::{WriteOp, Written};
 
 use catalog::Catalog;
 use ctxd_proto::{
-    CollectionResult, Count, CountResult, CreateCollection, Delete, DeleteResult, DropCollection,
-    DropCollectionResult, Get, GetResult, ListCollectionsResult, Search, SearchResult,
-    SnapshotResult, Upsert, UpsertResult,
+    CheckResult, CollectionResult, Count, CountResult, CreateCollection, Delete, DeleteResult,
+    DropCollection, DropCollectionResult, Get, GetResult, ListCollectionsResult, Search,
+    SearchResult, SnapshotResult, Upsert, UpsertResult,
 };
 use reader::{ReadGate, ReadLease, ReadSide, SharedVectorSet};
 use std::collections::HashMap;
@@ -68,6 +69,7 @@ enum Command {
     /// them); answers that generation.
     HoldJournal(Reply<u64>),
     UnholdJournal(Reply<()>),
+    Check(Reply<CheckResult>),
 }
 
 /// A handle to the storage thread. Cloning is cheap; the thread ends when the last handle is
@@ -249,6 +251,12 @@ impl Store {
         }
     }
 
+    /// `check`, online: runs on the storage thread (FTS5's check needs the read-write
+    /// connection), so writes wait for it; reads continue.
+    pub async fn check(&self) -> Result<CheckResult, StorageError> {
+        self.ask(Command::Check).await
+    }
+
     /// Opens the files again after [`Store::close`] (opening an open store does nothing). The
     /// files are read as they are now: if they were replaced while closed (a restored
     /// backup), that is what is served, after the same checks as at start.
@@ -411,6 +419,28 @@ fn replay(text: &TextStore, vectors: &VectorStore) -> Result<u64, StorageError> 
     Ok(text_generation)
 }
 
+/// `check` of a data directory no daemon has open (stopped, or released): opens both stores
+/// directly, without replaying the journal or changing anything, and closes them again.
+pub fn check_offline(data_dir: &Path) -> Result<CheckResult, StorageError> {
+    if !data_dir.join(manifest::FILE_NAME).exists() {
+        return Err(StorageError::Format {
+            path: data_dir.to_owned(),
+            message: format!(
+                "holds no {}: not a ctxd data directory",
+                manifest::FILE_NAME
+            ),
+        });
+    }
+    manifest::load_or_create(data_dir, false)?;
+    let text = TextStore::open(data_dir)?;
+    let vectors = VectorStore::open(data_dir)?;
+    let result = check::run(text.conn(), &vectors);
+    let closed = text.close().and(vectors.close());
+    let result = result?;
+    closed?;
+    Ok(result)
+}
+
 /// Builds every collection's in-memory vector set from LMDB.
 fn load_sets(
     catalog: &Catalog,
@@ -484,6 +514,12 @@ fn run(
                         storage.hold_journal = Some(generation);
                         Ok(generation)
                     }
+                    None => Err(StorageError::Closed),
+                });
+            }
+            Command::Check(reply) => {
+                let _ = reply.send(match storage.as_ref() {
+                    Some(storage) => check::run(storage.text.conn(), &storage.vectors),
                     None => Err(StorageError::Closed),
                 });
             }

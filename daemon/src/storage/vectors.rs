@@ -218,6 +218,19 @@ impl VectorReader {
             .map(decode_vector))
     }
 
+    /// The ids of every collection that has vectors (a scan: for `check`).
+    pub fn collections(&self, rtxn: &RoTxn<'_, WithoutTls>) -> Result<Vec<u16>, StorageError> {
+        let mut ids = Vec::new();
+        for entry in self.vectors.iter(rtxn)? {
+            let (key, _) = entry?;
+            let id = u16::from_be_bytes([key[0], key[1]]);
+            if ids.last() != Some(&id) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
     /// Calls `each(key, vector)` for every vector of a collection, in key order.
     pub fn for_each(
         &self,

@@ -1,0 +1,158 @@
+//! `check`: both stores verified on their own, and against each other.
+//!
+//! - text: SQLite `PRAGMA integrity_check`, and FTS5 `integrity-check` of every collection's
+//!   index (FTS5 needs a read-write connection for it, so the online check runs on the storage
+//!   thread);
+//! - vectors: every vector of every collection reads back with its collection's dimension and
+//!   finite values, and no vector belongs to an unknown collection;
+//! - consistency: the documents SQLite says have a vector are exactly the vectors LMDB holds,
+//!   each collection's stored count is its number of documents, both stores record the same
+//!   generation, and no journaled change is waiting to be replayed.
+
+use super::StorageError;
+use super::catalog::Catalog;
+use super::text;
+use super::vectors::{VectorReader, VectorStore};
+use ctxd_proto::{CheckDetails, CheckReport, CheckResult};
+use rusqlite::Connection;
+use std::collections::BTreeSet;
+
+/// Runs every check over an open pair of stores.
+pub fn run(conn: &Connection, vectors: &VectorStore) -> Result<CheckResult, StorageError> {
+    let catalog = Catalog::load(conn)?;
+    let reader = vectors.reader();
+    let details = CheckDetails {
+        text: report(text_problems(conn, &catalog)?),
+        vectors: report(vector_problems(&reader, &catalog)?),
+        consistency: report(consistency_problems(conn, vectors, &reader, &catalog)?),
+    };
+    Ok(CheckResult {
+        passed: details.text.ok && details.vectors.ok && details.consistency.ok,
+        details,
+    })
+}
+
+fn report(problems: Vec<String>) -> CheckReport {
+    CheckReport {
+        ok: problems.is_empty(),
+        problems,
+    }
+}
+
+fn text_problems(conn: &Connection, catalog: &Catalog) -> Result<Vec<String>, StorageError> {
+    let mut problems: Vec<String> = conn
+        .prepare("PRAGMA integrity_check")?
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|line| line != "ok")
+        .map(|line| format!("sqlite: {line}"))
+        .collect();
+    for collection in catalog.iter() {
+        let table = collection.fts_table();
+        if let Err(e) = conn.execute(
+            &format!("INSERT INTO {table} ({table}) VALUES ('integrity-check')"),
+            [],
+        ) {
+            problems.push(format!(
+                "full-text index of `{}` is damaged: {e}",
+                collection.name
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+fn vector_problems(reader: &VectorReader, catalog: &Catalog) -> Result<Vec<String>, StorageError> {
+    let rtxn = reader.read_txn()?;
+    let mut problems = Vec::new();
+    for collection in catalog.iter() {
+        let expected = collection.dimension as usize * 4;
+        let mut bad = 0u64;
+        reader.for_each(&rtxn, collection.id, |_, bytes| {
+            let finite = bytes
+                .chunks_exact(4)
+                .all(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite());
+            if bytes.len() != expected || !finite {
+                bad += 1;
+            }
+        })?;
+        if bad > 0 {
+            problems.push(format!(
+                "{bad} vectors of `{}` do not have {} finite values",
+                collection.name, collection.dimension
+            ));
+        }
+    }
+    let known: BTreeSet<u16> = catalog.iter().map(|c| c.id).collect();
+    let strays = reader
+        .collections(&rtxn)?
+        .into_iter()
+        .filter(|id| !known.contains(id))
+        .count();
+    if strays > 0 {
+        problems.push(format!("vectors of {strays} unknown collection(s) remain"));
+    }
+    Ok(problems)
+}
+
+fn consistency_problems(
+    conn: &Connection,
+    vectors: &VectorStore,
+    reader: &VectorReader,
+    catalog: &Catalog,
+) -> Result<Vec<String>, StorageError> {
+    let mut problems = Vec::new();
+    let text_generation = text::generation(conn)?;
+    let vector_generation = vectors.generation()?;
+    if text_generation != vector_generation {
+        problems.push(format!(
+            "generations differ: text store {text_generation}, vector store {vector_generation}"
+        ));
+    }
+    let pending = text::journal_since(conn, vector_generation)?;
+    if !pending.is_empty() {
+        problems.push(format!(
+            "{} journaled vector changes are not in the vector store yet (they are replayed at the next open)",
+            pending.len()
+        ));
+    }
+    let rtxn = reader.read_txn()?;
+    for collection in catalog.iter() {
+        let mut in_text: Vec<u32> = conn
+            .prepare_cached(
+                "SELECT key FROM documents WHERE collection = ?1 AND has_vector = 1 ORDER BY key",
+            )?
+            .query_map([collection.id], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut in_vectors = Vec::new();
+        reader.for_each(&rtxn, collection.id, |key, _| in_vectors.push(key))?;
+        in_text.sort_unstable();
+        if in_text != in_vectors {
+            let text_only = in_text
+                .iter()
+                .filter(|k| in_vectors.binary_search(k).is_err())
+                .count();
+            let vector_only = in_vectors
+                .iter()
+                .filter(|k| in_text.binary_search(k).is_err())
+                .count();
+            problems.push(format!(
+                "`{}`: {text_only} documents lack their vector, {vector_only} vectors lack their document",
+                collection.name
+            ));
+        }
+        let documents: i64 = conn.query_row(
+            "SELECT count(*) FROM documents WHERE collection = ?1",
+            [collection.id],
+            |row| row.get(0),
+        )?;
+        if u64::try_from(documents).unwrap_or(0) != collection.count {
+            problems.push(format!(
+                "`{}`: the catalog counts {} documents, the table holds {documents}",
+                collection.name, collection.count
+            ));
+        }
+    }
+    Ok(problems)
+}
