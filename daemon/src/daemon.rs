@@ -88,7 +88,10 @@ pub async fn run(config: ServeConfig) -> Result<(), DaemonError> {
 /// Ends leases when their time is up (resuming when the last one ends), until shutdown.
 async fn expire_leases(shared: Arc<Shared>) {
     loop {
-        let next = shared.releaser.expire(&shared.store).await;
+        let next = shared
+            .releaser
+            .expire(&shared.store, &shared.data_dir)
+            .await;
         tokio::select! {
             () = shared.releaser.changed_or(next) => {}
             _ = shared.shutdown.triggered() => return,

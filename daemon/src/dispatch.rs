@@ -85,7 +85,12 @@ pub async fn handle(shared: &Shared, request: Request) -> (Vec<u8>, After) {
             id,
             shared
                 .releaser
-                .resume(&shared.store, params.lease_id.as_deref(), params.all)
+                .resume(
+                    &shared.store,
+                    &shared.data_dir,
+                    params.lease_id.as_deref(),
+                    params.all,
+                )
                 .await
                 .map(|(state, leases)| ResumeResult { state, leases }),
         ),
@@ -190,7 +195,7 @@ async fn status(shared: &Shared) -> Result<StatusResult, Error> {
         leases: shared.releaser.leases(),
         open_files: crate::open_files::count(&shared.data_dir),
         connections: shared.connections(),
-        problem: None,
+        problem: shared.releaser.problem(),
     })
 }
 

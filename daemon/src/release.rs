@@ -47,6 +47,11 @@ pub struct Releaser {
     leases: Mutex<BTreeMap<String, Lease>>,
     /// Counts while released, for `status`.
     last_stats: Mutex<Stats>,
+    /// Size and modification time of every file as released: a change means the files must be
+    /// verified before they are served again.
+    fingerprint: Mutex<Vec<(String, u64, Option<std::time::SystemTime>)>>,
+    /// Why the daemon cannot resume (the files failed verification), for `status`.
+    problem: Mutex<Option<String>>,
     /// Wakes the expiry task when leases change.
     changed: Notify,
     next_id: AtomicU64,
@@ -59,6 +64,8 @@ impl Default for Releaser {
             state: watch::Sender::new(State::Serving),
             leases: Mutex::new(BTreeMap::new()),
             last_stats: Mutex::new(Stats::default()),
+            fingerprint: Mutex::new(Vec::new()),
+            problem: Mutex::new(None),
             changed: Notify::new(),
             next_id: AtomicU64::new(1),
         }
@@ -98,6 +105,11 @@ impl Releaser {
     /// The leases held, by id.
     pub fn leases(&self) -> Vec<Lease> {
         lock(&self.leases).values().cloned().collect()
+    }
+
+    /// Why the daemon stays released although no lease is held, if it does.
+    pub fn problem(&self) -> Option<String> {
+        lock(&self.problem).clone()
     }
 
     /// The counts of the store as it was closed.
@@ -155,6 +167,7 @@ impl Releaser {
                 return Err(Error::Storage(e));
             }
             *lock(&self.last_stats) = stats;
+            *lock(&self.fingerprint) = fingerprint(data_dir);
         }
         let lease = Lease {
             lease_id: self.new_lease_id(),
@@ -190,6 +203,7 @@ impl Releaser {
     pub async fn resume(
         &self,
         store: &Store,
+        data_dir: &Path,
         lease_id: Option<&str>,
         all: bool,
     ) -> Result<(State, Vec<Lease>), Error> {
@@ -210,12 +224,12 @@ impl Releaser {
             }
         }
         self.changed.notify_one();
-        self.reopen_if_free(store).await?;
+        self.reopen_if_free(store, data_dir).await?;
         Ok((self.state(), self.leases()))
     }
 
     /// Ends the leases whose time is up; returns when the next one would end (if any).
-    pub async fn expire(&self, store: &Store) -> Option<u64> {
+    pub async fn expire(&self, store: &Store, data_dir: &Path) -> Option<u64> {
         let now = unix_millis();
         let expired: Vec<Lease> = {
             let mut leases = lock(&self.leases);
@@ -234,7 +248,7 @@ impl Releaser {
             );
         }
         if !expired.is_empty()
-            && let Err(e) = self.reopen_if_free(store).await
+            && let Err(e) = self.reopen_if_free(store, data_dir).await
         {
             tracing::error!("resuming after lease expiry failed: {e}");
         }
@@ -252,14 +266,32 @@ impl Releaser {
         }
     }
 
-    async fn reopen_if_free(&self, store: &Store) -> Result<(), Error> {
+    /// Reopens once no lease is left. Files that changed while released (a restored backup,
+    /// an edit, a truncation) are verified first; if they fail, the daemon stays released and
+    /// says why in `status`.
+    async fn reopen_if_free(&self, store: &Store, data_dir: &Path) -> Result<(), Error> {
         let _exclusive = self.gate.write().await;
         if self.state() != State::Released || !lock(&self.leases).is_empty() {
             return Ok(());
         }
-        store.reopen().await?;
+        let changed = fingerprint(data_dir) != *lock(&self.fingerprint);
+        let reopened = if changed {
+            tracing::warn!(
+                "the data directory changed while released; verifying it before serving"
+            );
+            store.reopen_verified().await
+        } else {
+            store.reopen().await
+        };
+        if let Err(e) = reopened {
+            let problem = format!("cannot resume: {e}");
+            tracing::error!("{problem}");
+            *lock(&self.problem) = Some(problem);
+            return Err(Error::Storage(e));
+        }
+        *lock(&self.problem) = None;
         self.set_state(State::Serving);
-        tracing::info!("resumed");
+        tracing::info!(verified = changed, "resumed");
         Ok(())
     }
 
@@ -270,6 +302,20 @@ impl Releaser {
         let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         format!("lease-{hex}")
     }
+}
+
+/// Path, size and modification time of every file (missing files simply are not listed).
+fn fingerprint(data_dir: &Path) -> Vec<(String, u64, Option<std::time::SystemTime>)> {
+    list_files(data_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| {
+            let modified = std::fs::metadata(data_dir.join(&f.path))
+                .and_then(|m| m.modified())
+                .ok();
+            (f.path, f.bytes, modified)
+        })
+        .collect()
 }
 
 /// Every file of the data directory except [`EXCLUDE`], with `/`-separated relative paths.

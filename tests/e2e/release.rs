@@ -397,3 +397,77 @@ mod cli {
         assert_eq!(health(&daemon), "serving");
     }
 }
+
+#[tokio::test]
+async fn changed_files_are_verified_before_serving_again() {
+    let scratch = Scratch::new();
+    let daemon = Daemon::start(&scratch);
+    let client = daemon.client().await;
+    seed(&client, 10).await;
+    // An older copy, taken while released.
+    let first = client
+        .release(release("backup", 60))
+        .await
+        .expect("release");
+    let older = scratch.path("older");
+    copy_released(&daemon.data, &older, &first.files);
+    client
+        .resume(Resume {
+            lease_id: None,
+            all: true,
+        })
+        .await
+        .expect("resume");
+    client
+        .upsert(Upsert {
+            collection: "c".into(),
+            documents: vec![doc(
+                "newer",
+                Some("after the backup"),
+                Some(vec![9.0, 9.0]),
+                json!(null),
+            )],
+        })
+        .await
+        .expect("upsert");
+    assert_eq!(client.count(count("c")).await.expect("count").count, 11);
+
+    // Damage the vector store while released: resume refuses, the daemon stays up and says why.
+    let lease = client
+        .release(release("vandal", 60))
+        .await
+        .expect("release");
+    let mdb = daemon.data.join("vectors/data.mdb");
+    std::fs::write(&mdb, vec![0u8; 8192]).expect("overwrite");
+    let err = client
+        .resume(Resume {
+            lease_id: Some(lease.lease_id),
+            all: false,
+        })
+        .await
+        .expect_err("damaged files are not served");
+    assert_eq!(err.code(), Some(ErrorCode::Storage), "{err}");
+    let status = client.status().await.expect("status still answers");
+    assert_eq!(status.state, State::Released);
+    assert!(status.leases.is_empty());
+    let problem = status.problem.expect("status says why");
+    assert!(problem.contains("cannot resume"), "{problem}");
+    let err = client.count(count("c")).await.expect_err("not served");
+    assert_eq!(err.code(), Some(ErrorCode::Released));
+
+    // Restore the older copy over it: resume verifies it and serves exactly that.
+    for file in &first.files {
+        std::fs::copy(older.join(&file.path), daemon.data.join(&file.path)).expect("restore");
+    }
+    let resumed = client
+        .resume(Resume {
+            lease_id: None,
+            all: true,
+        })
+        .await
+        .expect("resume the restored copy");
+    assert_eq!(resumed.state, State::Serving);
+    assert_eq!(client.count(count("c")).await.expect("count").count, 10);
+    assert_eq!(client.status().await.expect("status").problem, None);
+    assert!(daemon.stderr_so_far().contains("changed while released"));
+}

@@ -64,7 +64,8 @@ type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
 enum Command {
     Write(WriteOp, Reply<Written>),
     Close(Reply<()>),
-    Reopen(Reply<()>),
+    /// Reopen; with `verify`, run every check before serving and close again if one fails.
+    Reopen(bool, Reply<()>),
     /// Keep journal rows newer than the current generation until `Unhold` (a snapshot needs
     /// them); answers that generation.
     HoldJournal(Reply<u64>),
@@ -261,7 +262,14 @@ impl Store {
     /// files are read as they are now: if they were replaced while closed (a restored
     /// backup), that is what is served, after the same checks as at start.
     pub async fn reopen(&self) -> Result<(), StorageError> {
-        self.ask(Command::Reopen).await
+        self.ask(|reply| Command::Reopen(false, reply)).await
+    }
+
+    /// Like [`Store::reopen`], but every `check` must pass before the files are served (for
+    /// files that changed while closed, say restored from a backup); if one fails the store
+    /// stays closed and the error lists the problems.
+    pub async fn reopen_verified(&self) -> Result<(), StorageError> {
+        self.ask(|reply| Command::Reopen(true, reply)).await
     }
 
     /// Runs a read on the blocking pool with a lent read side.
@@ -529,12 +537,35 @@ fn run(
                 }
                 let _ = reply.send(Ok(()));
             }
-            Command::Reopen(reply) => {
+            Command::Reopen(verify, reply) => {
                 let result = match storage {
                     Some(_) => Ok(()),
-                    None => Storage::open(data_dir).map(|opened| {
+                    None => Storage::open(data_dir).and_then(|opened| {
+                        if verify {
+                            let report = check::run(opened.text.conn(), &opened.vectors)?;
+                            if !report.passed {
+                                let d = &report.details;
+                                let problems: Vec<&String> = d
+                                    .text
+                                    .problems
+                                    .iter()
+                                    .chain(&d.vectors.problems)
+                                    .chain(&d.consistency.problems)
+                                    .collect();
+                                let _ = opened.close(&ReadGate::default());
+                                return Err(StorageError::Corrupt(format!(
+                                    "the files changed while released and fail verification: {}",
+                                    problems
+                                        .iter()
+                                        .map(|p| p.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join("; ")
+                                )));
+                            }
+                        }
                         gate.open(Arc::clone(&opened.side));
                         storage = Some(opened);
+                        Ok(())
                     }),
                 };
                 if let Err(e) = &result {
