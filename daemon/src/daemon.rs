@@ -81,6 +81,7 @@ pub async fn run(config: ServeConfig) -> Result<(), DaemonError> {
     drop(listener);
     drop(data_lock);
     tracing::info!("stopped");
+    notify::flush();
     shared.release_held();
     closed.map_err(DaemonError::from)
 }

@@ -10,4 +10,4 @@ mod platform;
 #[path = "windows.rs"]
 mod platform;
 
-pub use platform::{ready, status, stopping};
+pub use platform::{flush, ready, status, stopping};

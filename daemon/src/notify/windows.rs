@@ -8,3 +8,6 @@ pub fn stopping() {}
 
 /// Nothing to tell.
 pub fn status(_status: &str) {}
+
+/// Nothing to wait for.
+pub fn flush() {}
