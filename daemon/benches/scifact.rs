@@ -87,6 +87,9 @@ mod bench {
     const VECTOR_P50_100K_MS: Target = Target::AtMost(3.0);
     const LEXICAL_P50_5K_MS: Target = Target::AtMost(3.0);
     const UPSERT_P50_100K_MS: Target = Target::AtMost(15.0);
+    const RELEASE_IDLE_MS: Target = Target::AtMost(50.0);
+    const RELEASE_LOADED_MS: Target = Target::AtMost(1000.0);
+    const RESUME_MS: Target = Target::AtMost(50.0);
 
     pub(crate) fn main() {
         check_metrics();
@@ -212,6 +215,7 @@ mod bench {
             report_recall(&vector.hits, &exact);
             let upserts = single_upserts(&client, queries).await;
             report_latency("single upsert", &upserts, None);
+            release_and_snapshot(&client, &daemon, "5k").await;
         });
         let status = daemon.stop();
         println!("  daemon stopped: {status}");
@@ -258,6 +262,7 @@ mod bench {
 
             let upserts = single_upserts(&client, queries).await;
             report_latency("single upsert", &upserts, Some(UPSERT_P50_100K_MS));
+            release_and_snapshot(&client, &daemon, "100k").await;
         });
         let status = daemon.stop();
         println!("  daemon stopped: {status}");
@@ -531,6 +536,100 @@ mod bench {
 
     fn judged(value: f64, unit: &str, target: Option<Target>) -> String {
         target.map_or_else(String::new, |t| t.judge(value, unit))
+    }
+
+    /// Release and resume latency, idle and under 4 concurrent writers (each a single-document
+    /// upsert loop that waits through the releases), then one snapshot's time and size.
+    async fn release_and_snapshot(client: &Client, daemon: &Daemon, scale: &str) {
+        const ROUNDS: usize = 20;
+        let lease = |holder: &str| ctxd_client::proto::Release {
+            holder: Some(holder.to_owned()),
+            ttl_s: Some(60),
+            drain_ms: None,
+        };
+        let resume = |id: String| ctxd_client::proto::Resume {
+            lease_id: Some(id),
+            all: false,
+        };
+        let mut release_idle = Vec::new();
+        let mut resume_idle = Vec::new();
+        for _ in 0..ROUNDS {
+            let started = Instant::now();
+            let held = client.release(lease("bench")).await.expect("release");
+            release_idle.push(nanos(started.elapsed()));
+            let started = Instant::now();
+            client.resume(resume(held.lease_id)).await.expect("resume");
+            resume_idle.push(nanos(started.elapsed()));
+        }
+        report_latency("release idle", &release_idle, Some(RELEASE_IDLE_MS));
+        report_latency("resume idle", &resume_idle, Some(RESUME_MS));
+
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut writers = Vec::new();
+        for w in 0..4 {
+            let socket = daemon.socket().to_owned();
+            let stopped = stopped.clone();
+            writers.push(tokio::spawn(async move {
+                let client = Client::connect_to(&socket).await.expect("connect");
+                let mut n = 0u64;
+                while !*stopped.borrow() {
+                    let params = Upsert {
+                        collection: COLLECTION.to_owned(),
+                        documents: vec![Document {
+                            id: format!("release-load-{w}-{n}"),
+                            text: Some("written while releases come and go".to_owned()),
+                            ..Document::default()
+                        }],
+                    };
+                    client
+                        .call_waiting(params, Some(Duration::from_secs(60)))
+                        .await
+                        .expect("write under release load");
+                    n += 1;
+                }
+                n
+            }));
+        }
+        let mut release_busy = Vec::new();
+        let mut resume_busy = Vec::new();
+        for _ in 0..ROUNDS {
+            let started = Instant::now();
+            let held = client
+                .release(lease("bench-load"))
+                .await
+                .expect("release under load");
+            release_busy.push(nanos(started.elapsed()));
+            let started = Instant::now();
+            client
+                .resume(resume(held.lease_id))
+                .await
+                .expect("resume under load");
+            resume_busy.push(nanos(started.elapsed()));
+        }
+        let _ = stop.send(true);
+        let mut written = 0;
+        for writer in writers {
+            written += writer.await.expect("writer");
+        }
+        report_latency("release writes", &release_busy, Some(RELEASE_LOADED_MS));
+        report_latency("resume writes", &resume_busy, Some(RESUME_MS));
+        println!("  ({written} single-document writes by 4 writers during those {ROUNDS} cycles)");
+
+        let dest = daemon.dir().join(format!("snapshot-{scale}"));
+        let started = Instant::now();
+        let snapshot = client
+            .snapshot(dest.display().to_string())
+            .await
+            .expect("snapshot");
+        let took = started.elapsed();
+        let bytes: u64 = snapshot.files.iter().map(|f| f.bytes).sum();
+        println!(
+            "  snapshot          {:.0} ms, {:.1} MiB ({} files, generation {})",
+            took.as_secs_f64() * 1e3,
+            bytes as f64 / (1024.0 * 1024.0),
+            snapshot.files.len(),
+            snapshot.generation
+        );
     }
 
     fn report_ingest(ingest: &Ingest, target: Option<Target>) {
