@@ -53,3 +53,4 @@ mod shared;
 mod shutdown;
 mod signals;
 mod storage;
+mod swap;

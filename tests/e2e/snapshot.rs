@@ -210,3 +210,73 @@ async fn twenty_snapshots_under_write_load_each_hold_every_earlier_acknowledged_
         }
     }
 }
+
+#[tokio::test]
+async fn restore_puts_an_older_snapshot_in_place_and_serves_exactly_it() {
+    let scratch = Scratch::new();
+    let daemon = Daemon::start(&scratch);
+    let client = daemon.client().await;
+    create(&client, "c", 2).await;
+    let write = |ids: std::ops::Range<u32>| Upsert {
+        collection: "c".into(),
+        documents: ids
+            .map(|i| {
+                doc(
+                    &format!("d{i}"),
+                    Some("text"),
+                    Some(vec![i as f32, 1.0]),
+                    json!({"i": i}),
+                )
+            })
+            .collect(),
+    };
+    client.upsert(write(0..10)).await.expect("upsert");
+    let dest = scratch.path("older");
+    let older = client
+        .snapshot(dest.display().to_string())
+        .await
+        .expect("snapshot");
+    client.upsert(write(10..25)).await.expect("newer writes");
+    assert_eq!(client.count(count("c")).await.expect("count").count, 25);
+
+    let socket = daemon.socket.to_str().expect("utf-8");
+    // A damaged snapshot is refused before anything is touched.
+    let damaged = scratch.path("damaged");
+    std::fs::create_dir_all(damaged.join("vectors")).expect("mkdir");
+    for file in &older.files {
+        std::fs::copy(dest.join(&file.path), damaged.join(&file.path)).expect("copy");
+    }
+    std::fs::copy(dest.join("manifest.json"), damaged.join("manifest.json")).expect("copy");
+    std::fs::write(damaged.join("text.sqlite3"), b"not a database").expect("damage");
+    let out = ctxd(&[
+        "--socket",
+        socket,
+        "restore",
+        damaged.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("differs from the manifest"));
+    assert_eq!(
+        client.count(count("c")).await.expect("count").count,
+        25,
+        "untouched"
+    );
+
+    let out = ctxd(&["--socket", socket, "restore", dest.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(client.count(count("c")).await.expect("count").count, 10);
+    let status = client.status().await.expect("status");
+    assert_eq!(status.generation, older.generation);
+    assert!(status.leases.is_empty() && status.problem.is_none());
+    // Nothing is left beside the data directory.
+    let parent = daemon.data.parent().expect("parent");
+    let leftovers: Vec<String> = std::fs::read_dir(parent)
+        .expect("read")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".restore-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let out = ctxd(&["--socket", socket, "check"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

@@ -71,6 +71,16 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Verify both stores and their agreement; exit 0 when everything passes.
     Check(CheckArgs),
+    /// Replace the daemon's data with a snapshot: release, swap in atomically, resume verified.
+    Restore(RestoreArgs),
+}
+
+/// Options of `ctxd restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A directory written by `ctxd snapshot` (its manifest is checked first).
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: PathBuf,
 }
 
 /// Options of `ctxd check`.

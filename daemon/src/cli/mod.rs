@@ -8,6 +8,7 @@ mod export;
 mod import;
 mod lease;
 mod output;
+mod restore;
 mod search;
 mod snapshot;
 
@@ -98,6 +99,7 @@ pub fn client(global: args::GlobalArgs, command: Command) -> ExitCode {
             Command::Resume(args) => lease::resume(&client, args, out).await,
             Command::Snapshot(args) => snapshot::run(&client, args, out).await,
             Command::Check(args) => snapshot::check(Some(&client), args, out).await,
+            Command::Restore(args) => restore::run(&client, args, out).await,
             Command::Serve(_) => unreachable!("serve is not a client command"),
         }
     })
