@@ -182,6 +182,12 @@ async fn twenty_snapshots_under_write_load_each_hold_every_earlier_acknowledged_
             serde_json::from_slice(&std::fs::read(dest.join("manifest.json")).expect("manifest"))
                 .expect("json");
         assert_eq!(manifest["generation"], generation, "snapshot {i}");
+        let checked = ctxd(&["check", "--data", dest.to_str().expect("utf-8")]);
+        assert_eq!(
+            checked.status.code(),
+            Some(0),
+            "snapshot {i} fails check: {checked:?}"
+        );
         let copy = serve(&scratch, &dest, &format!("run-{i}"));
         let other = copy.client().await;
         assert_eq!(
