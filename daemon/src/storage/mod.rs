@@ -311,15 +311,27 @@ struct Storage {
     hold_journal: Option<u64>,
 }
 
+/// The in-memory vector sets of a closed store and the generation they reflect: kept across a
+/// release (they are memory, not handles) so an unchanged store resumes without rebuilding them.
+type Parked = (u64, HashMap<u16, SharedVectorSet>);
+
 impl Storage {
     fn open(data_dir: &Path) -> Result<Storage, StorageError> {
+        Storage::open_reusing(data_dir, None)
+    }
+
+    /// Opens the store; `parked` vector sets are reused if they reflect the generation found.
+    fn open_reusing(data_dir: &Path, parked: Option<Parked>) -> Result<Storage, StorageError> {
         let fresh = is_fresh(data_dir)?;
         manifest::load_or_create(data_dir, fresh)?;
         let text = TextStore::open(data_dir)?;
         let vectors = VectorStore::open(data_dir)?;
         let generation = replay(&text, &vectors)?;
         let catalog = Catalog::load(text.conn())?;
-        let sets = load_sets(&catalog, &vectors)?;
+        let sets = match parked {
+            Some((parked_generation, sets)) if parked_generation == generation => sets,
+            _ => load_sets(&catalog, &vectors)?,
+        };
         let side = Arc::new(ReadSide::new(
             vectors.reader(),
             catalog,
@@ -477,6 +489,7 @@ fn run(
     mut inbox: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut next = None;
+    let mut parked: Option<Parked> = None;
     loop {
         let command = match next.take() {
             Some(command) => command,
@@ -508,7 +521,11 @@ fn run(
                 }
             }
             Command::Close(reply) => {
-                let result = storage.take().map_or(Ok(()), |s| s.close(gate));
+                let result = storage.take().map_or(Ok(()), |s| {
+                    let sets = s.side.sets.read().unwrap_or_else(|e| e.into_inner()).clone();
+                    parked = Some((s.side.generation(), sets));
+                    s.close(gate)
+                });
                 match &result {
                     Ok(()) => tracing::info!("storage closed"),
                     Err(e) => tracing::error!("closing storage failed: {e}"),
@@ -538,9 +555,12 @@ fn run(
                 let _ = reply.send(Ok(()));
             }
             Command::Reopen(verify, reply) => {
+                // Files that changed (verify) get their vector sets rebuilt from disk.
+                let reuse = if verify { None } else { parked.take() };
+                parked = None;
                 let result = match storage {
                     Some(_) => Ok(()),
-                    None => Storage::open(data_dir).and_then(|opened| {
+                    None => Storage::open_reusing(data_dir, reuse).and_then(|opened| {
                         if verify {
                             let report = check::run(opened.text.conn(), &opened.vectors)?;
                             if !report.passed {
