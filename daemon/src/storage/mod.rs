@@ -522,7 +522,12 @@ fn run(
             }
             Command::Close(reply) => {
                 let result = storage.take().map_or(Ok(()), |s| {
-                    let sets = s.side.sets.read().unwrap_or_else(|e| e.into_inner()).clone();
+                    let sets = s
+                        .side
+                        .sets
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
                     parked = Some((s.side.generation(), sets));
                     s.close(gate)
                 });
