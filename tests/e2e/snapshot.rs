@@ -286,3 +286,47 @@ async fn restore_puts_an_older_snapshot_in_place_and_serves_exactly_it() {
     let out = ctxd(&["--socket", socket, "check"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+/// Two snapshots racing for one destination (they once shared a temporary directory, so one
+/// could delete the other's copy in progress): exactly one wins, nothing is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_snapshots_to_one_destination_leave_exactly_one_valid_snapshot() {
+    let scratch = Scratch::new();
+    let daemon = Daemon::start(&scratch);
+    let client = daemon.client().await;
+    create(&client, "c", 2).await;
+    client
+        .upsert(Upsert {
+            collection: "c".into(),
+            documents: vec![doc("a", Some("text"), Some(vec![1.0, 2.0]), json!(null))],
+        })
+        .await
+        .expect("upsert");
+    let dest = scratch.path("same");
+    let other = daemon.client().await;
+    let (first, second) = tokio::join!(
+        client.snapshot(dest.display().to_string()),
+        other.snapshot(dest.display().to_string())
+    );
+    let succeeded = [first.is_ok(), second.is_ok()]
+        .iter()
+        .filter(|ok| **ok)
+        .count();
+    assert_eq!(succeeded, 1, "{first:?} / {second:?}");
+    let failure = first.err().or(second.err()).expect("one failed");
+    assert!(
+        matches!(
+            failure.code(),
+            Some(ErrorCode::BadRequest | ErrorCode::SnapshotFailed)
+        ),
+        "{failure}"
+    );
+    let checked = ctxd(&["check", "--data", dest.to_str().expect("utf-8")]);
+    assert_eq!(checked.status.code(), Some(0), "{checked:?}");
+    let leftovers = std::fs::read_dir(scratch.dir.path())
+        .expect("read")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".partial-"))
+        .count();
+    assert_eq!(leftovers, 0, "no temporary directory is left behind");
+}

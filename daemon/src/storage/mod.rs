@@ -204,9 +204,11 @@ impl Store {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = dest.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-        // Leftovers of a snapshot this process did not finish (it crashed) are ours to remove.
-        let _ = std::fs::remove_dir_all(&tmp);
+        // Unique per snapshot: two concurrent snapshots to one destination never share a
+        // temporary directory (the second fails at the rename, the first is untouched).
+        static SNAPSHOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SNAPSHOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dest.with_file_name(format!(".{name}.partial-{}-{n}", std::process::id()));
         // Holding a read lease: a release or shutdown waits for the copy to finish.
         let lease = self.gate.enter()?;
         self.ask(Command::HoldJournal).await?;
