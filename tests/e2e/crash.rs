@@ -141,25 +141,8 @@ async fn kill_9_under_concurrent_writers_loses_no_acknowledged_write() {
 
 /// Every acknowledged id is there (cheap check, each cycle).
 async fn verify(client: &ctxd_client::Client, acked: &BTreeMap<String, Acked>, cycle: u64) {
-    let ids: Vec<String> = acked.keys().cloned().collect();
-    for chunk in ids.chunks(1000) {
-        let got = client
-            .get(Get {
-                collection: "crash".into(),
-                ids: Some(chunk.to_vec()),
-                filter: None,
-                limit: Some(10_000),
-                offset: None,
-                include: Some(vec![]),
-            })
-            .await
-            .expect("get");
-        assert_eq!(
-            got.documents.len(),
-            chunk.len(),
-            "cycle {cycle}: acknowledged documents lost"
-        );
-    }
+    let ids = acked.keys().cloned().collect();
+    crate::writers::assert_holds(client, "crash", &ids, &format!("cycle {cycle}")).await;
 }
 
 /// Every acknowledged document by get (with its vector), by lexical search of its unique word

@@ -18,3 +18,4 @@ mod release;
 mod search;
 mod snapshot;
 mod support;
+mod writers;

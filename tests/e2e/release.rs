@@ -475,50 +475,14 @@ async fn changed_files_are_verified_before_serving_again() {
 /// The acceptance test of releasing: copies taken under write load are all valid and complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_release_copy_resume_cycles_under_four_writers() {
-    use std::collections::BTreeSet;
-    use std::sync::{Arc, Mutex};
-
     let scratch = Scratch::new();
     let daemon = Daemon::start(&scratch);
     let client = daemon.client().await;
     create(&client, "load", 2).await;
-    let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut writers = Vec::new();
-    for w in 0..4 {
-        let socket = daemon.socket.clone();
-        let acked = Arc::clone(&acked);
-        let stopped = stopped.clone();
-        writers.push(tokio::spawn(async move {
-            let client = ctxd_client::Client::connect_to(&socket)
-                .await
-                .expect("connect");
-            for n in 0.. {
-                if *stopped.borrow() {
-                    break;
-                }
-                let id = format!("w{w}n{n}");
-                // Writers wait through releases instead of failing.
-                let upsert = Upsert {
-                    collection: "load".into(),
-                    documents: vec![doc(
-                        &id,
-                        Some("cycle text"),
-                        Some(vec![w as f32, n as f32]),
-                        json!(null),
-                    )],
-                };
-                client
-                    .call_waiting(upsert, Some(Duration::from_secs(60)))
-                    .await
-                    .expect("write across releases");
-                acked.lock().expect("lock").insert(id);
-            }
-        }));
-    }
+    let load = crate::writers::WriteLoad::start(&daemon.socket, "load", 2, 4);
     let mut copies = Vec::new();
     for cycle in 0..50 {
-        let before: BTreeSet<String> = acked.lock().expect("lock").clone();
+        let before = load.acked();
         let lease = client.release(release("cycle", 60)).await.expect("release");
         let copy = scratch.path(&format!("copy-{cycle}"));
         copy_released(&daemon.data, &copy, &lease.files);
@@ -531,11 +495,7 @@ async fn fifty_release_copy_resume_cycles_under_four_writers() {
             .expect("resume");
         copies.push((copy, before));
     }
-    let _ = stop.send(true);
-    for writer in writers {
-        writer.await.expect("writer");
-    }
-    let total = acked.lock().expect("lock").len();
+    let total = load.stop().await.len();
     assert!(
         total > copies.last().map_or(0, |c| c.1.len()),
         "writes continued throughout"
@@ -552,20 +512,6 @@ async fn fifty_release_copy_resume_cycles_under_four_writers() {
             .socket(Some(scratch.path(&format!("run-{cycle}/ctxd.sock"))))
             .spawn();
         let other = second.client().await;
-        let ids: Vec<String> = before.into_iter().collect();
-        for chunk in ids.chunks(1000) {
-            let got = other
-                .get(ctxd_proto::Get {
-                    collection: "load".into(),
-                    ids: Some(chunk.to_vec()),
-                    filter: None,
-                    limit: Some(10_000),
-                    offset: None,
-                    include: Some(vec![]),
-                })
-                .await
-                .expect("get");
-            assert_eq!(got.documents.len(), chunk.len(), "copy {cycle} lost writes");
-        }
+        crate::writers::assert_holds(&other, "load", &before, &format!("copy {cycle}")).await;
     }
 }

@@ -2,12 +2,11 @@
 
 use crate::data::{create, doc};
 use crate::support::{Daemon, Scratch, Start, ctxd};
-use ctxd_proto::{Count, ErrorCode, Get, Upsert};
+use crate::writers::{WriteLoad, assert_holds};
+use ctxd_proto::{Count, ErrorCode, Upsert};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 fn count(collection: &str) -> Count {
     Count {
@@ -117,7 +116,6 @@ async fn bad_destinations_are_refused_and_nothing_is_left_behind() {
         .expect("run ctxd snapshot");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(scratch.path("rel-snap/manifest.json").exists());
-    let _ = ctxd(&["--version"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -126,37 +124,10 @@ async fn twenty_snapshots_under_write_load_each_hold_every_earlier_acknowledged_
     let daemon = Daemon::start(&scratch);
     let client = daemon.client().await;
     create(&client, "load", 4).await;
-    let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut writers = Vec::new();
-    for w in 0..4 {
-        let socket = daemon.socket.clone();
-        let acked = Arc::clone(&acked);
-        let stopped = stopped.clone();
-        writers.push(tokio::spawn(async move {
-            let client = ctxd_client::Client::connect_to(&socket)
-                .await
-                .expect("connect");
-            for n in 0.. {
-                if *stopped.borrow() {
-                    break;
-                }
-                let id = format!("w{w}n{n}");
-                let vector = vec![w as f32, n as f32, 1.0, 0.5];
-                client
-                    .upsert(Upsert {
-                        collection: "load".into(),
-                        documents: vec![doc(&id, Some("load text"), Some(vector), json!(null))],
-                    })
-                    .await
-                    .expect("write under snapshot load");
-                acked.lock().expect("lock").insert(id);
-            }
-        }));
-    }
+    let load = WriteLoad::start(&daemon.socket, "load", 4, 4);
     let mut snapshots = Vec::new();
     for i in 0..20 {
-        let before: BTreeSet<String> = acked.lock().expect("lock").clone();
+        let before = load.acked();
         let dest = scratch.path(&format!("snap-{i}"));
         let snapshot = client
             .snapshot(dest.display().to_string())
@@ -164,10 +135,7 @@ async fn twenty_snapshots_under_write_load_each_hold_every_earlier_acknowledged_
             .expect("snapshot under load");
         snapshots.push((dest, snapshot.generation, before));
     }
-    let _ = stop.send(true);
-    for writer in writers {
-        writer.await.expect("writer");
-    }
+    load.stop().await;
     let first_before = snapshots.first().map_or(0, |s| s.2.len());
     let last_before = snapshots.last().map_or(0, |s| s.2.len());
     eprintln!(
@@ -195,25 +163,7 @@ async fn twenty_snapshots_under_write_load_each_hold_every_earlier_acknowledged_
             generation,
             "snapshot {i}"
         );
-        let ids: Vec<String> = before.into_iter().collect();
-        for chunk in ids.chunks(1000) {
-            let got = other
-                .get(Get {
-                    collection: "load".into(),
-                    ids: Some(chunk.to_vec()),
-                    filter: None,
-                    limit: Some(10_000),
-                    offset: None,
-                    include: Some(vec![ctxd_proto::Field::Vector]),
-                })
-                .await
-                .expect("get");
-            assert_eq!(got.documents.len(), chunk.len(), "snapshot {i} lost writes");
-            assert!(
-                got.documents.iter().all(|d| d.vector.is_some()),
-                "snapshot {i}: vectors"
-            );
-        }
+        assert_holds(&other, "load", &before, &format!("snapshot {i}")).await;
     }
 }
 
