@@ -7,8 +7,9 @@ use std::time::Duration;
 async fn thirty_two_clients_times_a_thousand_pings_then_fds_return_to_baseline() {
     let scratch = Scratch::new();
     let daemon = Daemon::start(&scratch);
-    // Measured with one connection open and answered: by then start-up is over (the readiness
-    // notification's own socket, say, is closed).
+    // Measured with one connection open and answered, after `READY=1`: from then on the daemon
+    // holds a constant set of handles besides its connections (the notifier keeps one socket
+    // for its life rather than opening one per message).
     let mut probe = daemon.raw();
     assert_eq!(probe.call(r#"{"op":"ping"}"#)["ok"], true);
     let baseline = daemon.fd_count();

@@ -1,10 +1,17 @@
-//! `sd_notify` through the sd-notify crate, from a thread of its own.
+//! `sd_notify` from a thread of its own, through one socket kept for the daemon's life.
 //!
 //! A datagram `send` blocks while the receiver's queue is full, so a service manager (or a test)
 //! that stops reading must never stall the daemon: messages go through a bounded queue to one
 //! notifier thread, and a message that does not fit is dropped (a later status replaces it).
+//!
+//! The socket is opened once, before the first message, rather than per message (as
+//! `sd_notify::notify` does): the daemon's handle count then stays constant while it serves, so
+//! a `READY=1` being sent cannot show up as a handle that comes and goes.
 
 use sd_notify::NotifyState;
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::net::UnixDatagram;
 use std::sync::OnceLock;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
@@ -25,23 +32,33 @@ fn queue() -> Option<&'static SyncSender<Note>> {
     static QUEUE_SENDER: OnceLock<Option<SyncSender<Note>>> = OnceLock::new();
     QUEUE_SENDER
         .get_or_init(|| {
-            std::env::var_os("NOTIFY_SOCKET")?;
+            let path = std::env::var_os("NOTIFY_SOCKET")?;
+            let socket = match connect(&path) {
+                Ok(socket) => socket,
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot reach the service manager at NOTIFY_SOCKET={}: {e}",
+                        path.to_string_lossy()
+                    );
+                    return None;
+                }
+            };
             let (sender, receiver) = sync_channel::<Note>(QUEUE);
             std::thread::Builder::new()
                 .name("ctxd-notify".to_owned())
                 .spawn(move || {
                     for note in receiver {
                         let result = match &note {
-                            Note::Ready(status) => sd_notify::notify(&[
-                                NotifyState::Ready,
-                                NotifyState::Status(status),
-                            ]),
-                            Note::Stopping => sd_notify::notify(&[
-                                NotifyState::Stopping,
-                                NotifyState::Status("stopping"),
-                            ]),
+                            Note::Ready(status) => send_states(
+                                &socket,
+                                &[NotifyState::Ready, NotifyState::Status(status)],
+                            ),
+                            Note::Stopping => send_states(
+                                &socket,
+                                &[NotifyState::Stopping, NotifyState::Status("stopping")],
+                            ),
                             Note::Status(status) => {
-                                sd_notify::notify(&[NotifyState::Status(status)])
+                                send_states(&socket, &[NotifyState::Status(status)])
                             }
                             Note::Flush(done) => {
                                 let _ = done.try_send(());
@@ -57,6 +74,35 @@ fn queue() -> Option<&'static SyncSender<Note>> {
             Some(sender)
         })
         .as_ref()
+}
+
+/// A datagram socket connected to `NOTIFY_SOCKET`: a path, or (Linux) `@name` for the abstract
+/// namespace, as systemd documents.
+fn connect(path: &OsStr) -> io::Result<UnixDatagram> {
+    let socket = UnixDatagram::unbound()?;
+    #[cfg(target_os = "linux")]
+    if let Some(name) = path.as_encoded_bytes().strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+        socket.connect_addr(&address)?;
+        return Ok(socket);
+    }
+    socket.connect(path)?;
+    Ok(socket)
+}
+
+/// One notification datagram: one `KEY=value` line per state.
+fn send_states(socket: &UnixDatagram, states: &[NotifyState<'_>]) -> io::Result<()> {
+    let message: String = states.iter().map(|state| format!("{state}\n")).collect();
+    let sent = socket.send(message.as_bytes())?;
+    if sent == message.len() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "the notification was cut short",
+        ))
+    }
 }
 
 fn send(note: Note) {
