@@ -14,13 +14,14 @@ pub const SOCKET_FILE_NAME: &str = "ctxd.sock";
 
 /// The socket a client connects to when it is given none: `CTXD_SOCKET`, else the default.
 pub fn resolve(explicit: Option<PathBuf>) -> PathBuf {
-    explicit
-        .or_else(|| {
-            std::env::var_os(SOCKET_ENV)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(default_socket)
+    explicit.or_else(from_env).unwrap_or_else(default_socket)
+}
+
+/// The socket `CTXD_SOCKET` names, if it is set and not empty.
+pub fn from_env() -> Option<PathBuf> {
+    std::env::var_os(SOCKET_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The per-user runtime directory ctxd uses when no socket is given: it holds the socket and

@@ -22,16 +22,42 @@ pub struct ServeConfig {
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl ServeConfig {
-    /// Resolves the paths: `--data` or the platform default, `--socket` or `CTXD_SOCKET` or the
-    /// per-user runtime directory.
+    /// Resolves the paths.
+    ///
+    /// Data: `--data`, else systemd's `$STATE_DIRECTORY` (the unit's `StateDirectory=`, e.g.
+    /// `/var/lib/ctxd`), else the platform default. Socket: `--socket`, else `CTXD_SOCKET`,
+    /// else `ctxd.sock` in systemd's `$RUNTIME_DIRECTORY` (`RuntimeDirectory=`, e.g.
+    /// `/run/ctxd`), else the per-user runtime directory.
+    ///
+    /// Only the daemon reads the systemd variables: a client started by some other unit sees
+    /// *that* unit's directories in them, so clients find a system daemon through `--socket`
+    /// or `CTXD_SOCKET` instead.
     pub fn resolve(data_dir: Option<PathBuf>, socket: Option<PathBuf>) -> ServeConfig {
+        let socket = socket.or_else(ctxd_client::socket::from_env).or_else(|| {
+            service_runtime_dir().map(|dir| dir.join(ctxd_client::socket::SOCKET_FILE_NAME))
+        });
         ServeConfig {
-            data_dir: data_dir.unwrap_or_else(default_data_dir),
+            data_dir: data_dir
+                .or_else(|| systemd_directory("STATE_DIRECTORY"))
+                .unwrap_or_else(default_data_dir),
             socket: ctxd_client::socket::resolve(socket),
             max_frame: ctxd_proto::DEFAULT_MAX_FRAME,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
+}
+
+/// The runtime directory systemd made for this service (`RuntimeDirectory=`), if any.
+pub fn service_runtime_dir() -> Option<PathBuf> {
+    systemd_directory("RUNTIME_DIRECTORY")
+}
+
+/// The first directory in one of systemd's `*_DIRECTORY` variables: a colon-separated list
+/// of absolute paths, one per directory the unit names (ctxd asks for one).
+fn systemd_directory(variable: &str) -> Option<PathBuf> {
+    let value = std::env::var_os(variable)?;
+    let first = std::env::split_paths(&value).next()?;
+    first.is_absolute().then_some(first)
 }
 
 /// The data directory used without `--data`: `$XDG_DATA_HOME/ctxd` (`~/.local/share/ctxd`).

@@ -68,6 +68,7 @@ pub async fn run(config: ServeConfig) -> Result<(), DaemonError> {
         pid = std::process::id(),
         data_dir = %shared.data_dir.display(),
         socket = %shared.socket.display(),
+        socket_activated = listener.is_activated(),
         lock = %data_lock.path().display(),
         "ctxd {} serving",
         env!("CARGO_PKG_VERSION")

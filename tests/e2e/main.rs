@@ -16,6 +16,7 @@ mod permissions;
 mod protocol;
 mod release;
 mod search;
+mod service;
 mod snapshot;
 mod support;
 mod writers;

@@ -3,6 +3,7 @@
 use ctxd_client::Client;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -48,21 +49,50 @@ impl Scratch {
 /// How to start a daemon.
 pub struct Start {
     pub data: PathBuf,
+    /// Whether `--data` is passed (else the daemon finds its data directory by itself).
+    pub data_flag: bool,
     pub socket: Option<PathBuf>,
+    /// Whether `--socket` is passed (else `socket` is only where the test connects).
+    pub socket_flag: bool,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub notify: PathBuf,
+    /// A listening socket handed over the way systemd's socket activation does.
+    pub activation: Option<OwnedFd>,
 }
 
 impl Start {
     pub fn new(scratch: &Scratch) -> Start {
         Start {
             data: scratch.data(),
+            data_flag: true,
             socket: Some(scratch.socket()),
+            socket_flag: true,
             args: Vec::new(),
             env: Vec::new(),
             notify: scratch.path(&format!("notify-{}", unique())),
+            activation: None,
         }
+    }
+
+    /// Leaves `--socket` out; `socket` is then only where the test connects.
+    pub fn without_socket_flag(mut self) -> Self {
+        self.socket_flag = false;
+        self
+    }
+
+    /// Leaves `--data` out; `data` is then only where the test expects the files.
+    pub fn without_data_flag(mut self) -> Self {
+        self.data_flag = false;
+        self
+    }
+
+    /// Passes `listener` as systemd does: as fd 3, with `LISTEN_FDS=1` and `LISTEN_PID` naming
+    /// the daemon. A shell in front of the daemon moves it from stdin to fd 3 and learns the
+    /// pid that `exec` keeps, so no unsafe `pre_exec` is needed.
+    pub fn activated_by(mut self, listener: impl Into<OwnedFd>) -> Self {
+        self.activation = Some(listener.into());
+        self
     }
 
     pub fn data(mut self, data: impl Into<PathBuf>) -> Self {
@@ -89,9 +119,23 @@ impl Start {
     }
 
     fn command(&self) -> Command {
-        let mut command = Command::new(CTXD);
-        command.arg("serve").arg("--data").arg(&self.data);
-        if let Some(socket) = &self.socket {
+        let (mut command, stdin) = match &self.activation {
+            Some(fd) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(r#"exec 3<&0 0</dev/null; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#)
+                    .arg(CTXD);
+                let fd = fd.try_clone().expect("duplicate the listening socket");
+                (shell, Stdio::from(fd))
+            }
+            None => (Command::new(CTXD), Stdio::null()),
+        };
+        command.arg("serve");
+        if self.data_flag {
+            command.arg("--data").arg(&self.data);
+        }
+        if let Some(socket) = self.socket.as_ref().filter(|_| self.socket_flag) {
             command.arg("--socket").arg(socket);
         }
         command
@@ -99,8 +143,12 @@ impl Start {
             .env_remove("CTXD_SOCKET")
             .env("RUST_LOG", "info")
             .env("NOTIFY_SOCKET", &self.notify)
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID")
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("RUNTIME_DIRECTORY")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         command

@@ -435,7 +435,7 @@ pub fn readable_input(path: &str) -> Result<PathBuf, String> {
 /// Options of `ctxd serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The data directory [default: $XDG_DATA_HOME/ctxd, i.e. ~/.local/share/ctxd].
+    /// The data directory [default: $STATE_DIRECTORY under a systemd unit, else $XDG_DATA_HOME/ctxd, i.e. ~/.local/share/ctxd].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive [default: $RUST_LOG, else info].

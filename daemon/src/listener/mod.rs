@@ -13,6 +13,9 @@ mod platform;
 #[path = "windows.rs"]
 mod platform;
 
+#[cfg(unix)]
+mod activation;
+
 use crate::lock::LockError;
 use interprocess::local_socket::tokio::{Listener as RawListener, Stream};
 use interprocess::local_socket::traits::tokio::Listener as _;
@@ -39,6 +42,9 @@ pub enum ListenError {
         /// What is wrong.
         message: String,
     },
+    /// systemd passed a socket the daemon cannot use.
+    #[error("socket activation: {0}")]
+    Activation(String),
     /// The OS refused.
     #[error("cannot listen on {}: {source}", path.display())]
     Io {
@@ -54,19 +60,44 @@ pub enum ListenError {
 pub struct Listener {
     // Field order is drop order: the socket goes before the lock that guards its name.
     inner: RawListener,
-    _guard: platform::Guard,
+    /// `None` for a socket systemd passed: its name is systemd's, not ours to guard.
+    _guard: Option<platform::Guard>,
     path: PathBuf,
+    activated: bool,
 }
 
 impl Listener {
-    /// Binds `path` (creating its private runtime directory if needed).
+    /// Adopts the socket systemd passed (socket activation), else binds `path` (creating its
+    /// private runtime directory if needed).
     pub fn bind(path: &Path) -> Result<Listener, ListenError> {
+        #[cfg(unix)]
+        if let Some((inner, passed)) = activation::adopt()? {
+            if passed != path {
+                tracing::warn!(
+                    configured = %path.display(),
+                    passed = %passed.display(),
+                    "listening on the socket systemd passed, not the configured one"
+                );
+            }
+            return Ok(Listener {
+                inner,
+                _guard: None,
+                path: passed,
+                activated: true,
+            });
+        }
         let (inner, guard) = platform::bind(path)?;
         Ok(Listener {
             inner,
-            _guard: guard,
+            _guard: Some(guard),
             path: path.to_owned(),
+            activated: false,
         })
+    }
+
+    /// Whether systemd passed this socket (socket activation).
+    pub fn is_activated(&self) -> bool {
+        self.activated
     }
 
     /// The socket's path (or pipe name).

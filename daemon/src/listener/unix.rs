@@ -23,7 +23,10 @@ pub(super) fn bind(path: &Path) -> Result<(Listener, Guard), ListenError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    prepare_dir(dir, dir == ctxd_client::socket::default_runtime_dir())?;
+    // The per-user default and a systemd `RuntimeDirectory=` must be private to this user.
+    let private = dir == ctxd_client::socket::default_runtime_dir()
+        || crate::config::service_runtime_dir().is_some_and(|service| dir == service);
+    prepare_dir(dir, private)?;
     let guard = lock::lock_socket(path)?;
     match fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_socket() => {
@@ -52,9 +55,9 @@ pub(super) fn bind(path: &Path) -> Result<(Listener, Guard), ListenError> {
     Ok((listener, guard))
 }
 
-/// Makes sure the socket's directory exists. A directory we create is 0700. The default
-/// runtime directory must also be ours and private: anyone who can write to it could replace
-/// the socket.
+/// Makes sure the socket's directory exists. A directory we create is 0700. A runtime
+/// directory (the default, or systemd's) must also be ours and private: anyone who can write
+/// to it could replace the socket.
 fn prepare_dir(dir: &Path, is_default: bool) -> Result<(), ListenError> {
     let unsafe_dir = |message: String| ListenError::UnsafeDir {
         path: dir.to_owned(),
