@@ -13,6 +13,13 @@ fn main() -> ExitCode {
             init_logging(args.log_level.as_deref());
             cli::serve(cli.global.socket, args)
         }
+        Command::Completions(args) => cli::docs::completions(&args),
+        Command::Man(args) => cli::docs::man(&args),
+        #[cfg(windows)]
+        Command::Service(args) => {
+            init_logging(args.log_level());
+            ctxd::service::command(cli.global.socket, args)
+        }
         command => cli::client(cli.global, command),
     }
 }

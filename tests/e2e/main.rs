@@ -12,6 +12,7 @@ mod data;
 mod lifecycle;
 mod load;
 mod locking;
+mod packaging;
 mod permissions;
 mod protocol;
 mod release;

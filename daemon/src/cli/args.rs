@@ -9,11 +9,33 @@ use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Exit status, environment and files, for `--help` and the man page.
+const AFTER_LONG_HELP: &str = "\
+Exit status:
+  0  success
+  1  the operation failed (the error is printed once)
+  2  usage error
+  3  the daemon is not reachable (start it with `ctxd serve`)
+
+Environment:
+  CTXD_SOCKET        the daemon's socket, for the daemon and every client
+  XDG_RUNTIME_DIR    the default socket is $XDG_RUNTIME_DIR/ctxd/ctxd.sock
+  XDG_DATA_HOME      the default data directory is $XDG_DATA_HOME/ctxd
+  STATE_DIRECTORY    under a systemd unit: the daemon's default data directory
+  RUNTIME_DIRECTORY  under a systemd unit: the daemon's default socket directory
+  RUST_LOG           the daemon's log filter when --log-level is not given";
+
 /// ctxd: a local store for documents, full-text and vectors, owned by one daemon.
 ///
 /// `ctxd serve` runs the daemon; every other subcommand talks to it over its socket.
 #[derive(Debug, Parser)]
-#[command(name = "ctxd", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "ctxd",
+    version,
+    propagate_version = true,
+    max_term_width = 100,
+    after_long_help = AFTER_LONG_HELP
+)]
 pub struct Cli {
     /// Options every client subcommand takes.
     #[command(flatten)]
@@ -73,6 +95,30 @@ pub enum Command {
     Check(CheckArgs),
     /// Replace the daemon's data with a snapshot: release, swap in atomically, resume verified.
     Restore(RestoreArgs),
+    /// Print a shell completion script (e.g. `ctxd completions bash > /etc/bash_completion.d/ctxd`).
+    Completions(CompletionsArgs),
+    /// Print the man page, generated from this command line (e.g. `ctxd man > ctxd.1`).
+    Man(ManArgs),
+    /// Install, remove or run ctxd as a Windows service.
+    #[cfg(windows)]
+    Service(crate::service::ServiceArgs),
+}
+
+/// Options of `ctxd man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write ctxd.1 and one page per subcommand (ctxd-serve.1, ...) into this directory
+    /// instead of printing ctxd.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Options of `ctxd completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// Options of `ctxd restore`.

@@ -3,6 +3,7 @@
 mod admin;
 pub mod args;
 mod collections;
+pub mod docs;
 mod documents;
 mod export;
 mod import;
@@ -100,7 +101,11 @@ pub fn client(global: args::GlobalArgs, command: Command) -> ExitCode {
             Command::Snapshot(args) => snapshot::run(&client, args, out).await,
             Command::Check(args) => snapshot::check(Some(&client), args, out).await,
             Command::Restore(args) => restore::run(&client, args, out).await,
-            Command::Serve(_) => unreachable!("serve is not a client command"),
+            Command::Serve(_) | Command::Completions(_) | Command::Man(_) => {
+                unreachable!("main runs these without a daemon")
+            }
+            #[cfg(windows)]
+            Command::Service(_) => unreachable!("main runs these without a daemon"),
         }
     })
 }
