@@ -50,7 +50,17 @@ pub enum DaemonError {
 
 /// Runs the daemon until it is told to stop, then stops in order.
 pub async fn run(config: ServeConfig) -> Result<(), DaemonError> {
-    let shutdown = Shutdown::new();
+    run_hosted(config, Shutdown::new(), |_| {}).await
+}
+
+/// [`run`] for a host that controls the daemon besides signals and the `shutdown` operation
+/// (the Windows service): `shutdown` stops it, and `serving` receives the running daemon's
+/// shared state once it serves (to release and resume on the host's pause and continue).
+pub(crate) async fn run_hosted(
+    config: ServeConfig,
+    shutdown: Shutdown,
+    serving: impl FnOnce(&Arc<Shared>),
+) -> Result<(), DaemonError> {
     signals::listen(shutdown.clone()).map_err(DaemonError::Signals)?;
 
     let data_dir = resolve_data_dir(&config.data_dir)?;
@@ -75,6 +85,7 @@ pub async fn run(config: ServeConfig) -> Result<(), DaemonError> {
     );
     notify::ready("serving");
     tokio::spawn(expire_leases(Arc::clone(&shared)));
+    serving(&shared);
 
     server::serve(&listener, Arc::clone(&shared), config.drain_timeout).await;
 

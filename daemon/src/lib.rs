@@ -22,6 +22,7 @@
 //! | data directory and socket locks | `lock` |
 //! | binding the socket, peer checks | `listener` |
 //! | signals, readiness notification | `signals`, `notify` |
+//! | the Windows service (install, SCM host, pause → release) | `service` (Windows only) |
 //!
 //! # Example
 //!
@@ -48,6 +49,8 @@ mod notify;
 mod open_files;
 mod release;
 mod server;
+#[cfg(windows)]
+pub mod service;
 mod session;
 mod shared;
 mod shutdown;

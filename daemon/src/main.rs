@@ -16,10 +16,7 @@ fn main() -> ExitCode {
         Command::Completions(args) => cli::docs::completions(&args),
         Command::Man(args) => cli::docs::man(&args),
         #[cfg(windows)]
-        Command::Service(args) => {
-            init_logging(args.log_level());
-            ctxd::service::command(cli.global.socket, args)
-        }
+        Command::Service(args) => ctxd::service::command(cli.global.socket, args),
         command => cli::client(cli.global, command),
     }
 }

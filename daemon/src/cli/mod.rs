@@ -17,7 +17,8 @@ pub use args::{Cli, Command};
 
 use crate::config::ServeConfig;
 use ctxd_client::Client;
-use output::{Output, exit};
+use output::Output;
+pub(crate) use output::exit;
 use std::process::ExitCode;
 
 /// `ctxd serve`: runs the daemon until it is stopped; exit 0 after a clean stop.

@@ -12,9 +12,11 @@ use widestring::U16CString;
 /// Nothing to hold: the pipe name itself is exclusive while the first instance lives.
 pub(super) struct Guard;
 
-/// Protected DACL: full access for SYSTEM and the pipe's owner (the daemon's user), nobody
-/// else; remote clients are rejected by the pipe itself.
-const PIPE_SDDL: &str = "D:P(A;;GA;;;SY)(A;;GA;;;OW)";
+/// Protected DACL: full access for SYSTEM, the pipe's owner (the daemon's account) and
+/// elevated Administrators, nobody else; remote clients are rejected by the pipe itself.
+/// Administrators can read the data files anyway; admitting them lets an elevated prompt
+/// manage the service's instance (which runs as LocalSystem by default).
+const PIPE_SDDL: &str = "D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;OW)";
 
 pub(super) fn bind(path: &Path) -> Result<(Listener, Guard), ListenError> {
     let io_err = |source| ListenError::Io {
