@@ -87,10 +87,12 @@ impl Releaser {
                 let holders: Vec<String> = leases
                     .iter()
                     .map(|l| {
+                        // `systemctl status` is read by people: a UTC time, not Unix ms.
+                        let until = std::time::UNIX_EPOCH + Duration::from_millis(l.expires_at);
                         format!(
                             "{} until {}",
                             l.holder.as_deref().unwrap_or(&l.lease_id),
-                            l.expires_at
+                            humantime::format_rfc3339_seconds(until)
                         )
                     })
                     .collect();

@@ -32,9 +32,14 @@ fn the_service_manager_hears_ready_status_and_stopping() {
     let released = raw.call(r#"{"op":"release","holder":"nightly-backup","ttl_s":600}"#);
     assert_eq!(released["ok"], true, "{released}");
     let status = expect_notification(&mut daemon, "STATUS=released");
+    // "STATUS=released (nightly-backup until 2026-11-22T10:30:00Z)"
+    let until = status
+        .split("nightly-backup until ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("the status names the holder and the lease's end: {status:?}"));
     assert!(
-        status.contains("nightly-backup until "),
-        "the status names the holder and the lease's end: {status:?}"
+        until.starts_with("20") && until.contains('T') && until.trim_end().ends_with("Z)"),
+        "the lease's end is a UTC time: {status:?}"
     );
     let lease = released["lease_id"].as_str().expect("lease id");
     let resumed = raw.call(&format!(r#"{{"op":"resume","lease_id":"{lease}"}}"#));
