@@ -50,10 +50,47 @@ fn write_pages(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// One page. `--help`'s closing text (exit status, environment) becomes proper man sections
+/// rather than clap_mangen's reflowed "EXTRA".
 fn render(command: clap::Command) -> io::Result<Vec<u8>> {
+    let after = command.get_after_long_help().map(ToString::to_string);
+    let man = clap_mangen::Man::new(command);
     let mut page = Vec::new();
-    clap_mangen::Man::new(command).render(&mut page)?;
+    man.render_title(&mut page)?;
+    man.render_name_section(&mut page)?;
+    man.render_synopsis_section(&mut page)?;
+    man.render_description_section(&mut page)?;
+    man.render_options_section(&mut page)?;
+    man.render_subcommands_section(&mut page)?;
+    if let Some(after) = after {
+        for (heading, entries) in sections(&after) {
+            let mut roff = roff::Roff::new();
+            roff.control("SH", [heading.to_uppercase().as_str()]);
+            for (name, text) in entries {
+                roff.control("TP", []);
+                roff.text([roff::bold(name)]);
+                roff.text([roff::roman(text)]);
+            }
+            roff.to_writer(&mut page)?;
+        }
+    }
+    man.render_version_section(&mut page)?;
     Ok(page)
+}
+
+/// Splits text shaped like `Heading:` followed by `  NAME   description` lines into sections.
+fn sections(text: &str) -> Vec<(&str, Vec<(&str, &str)>)> {
+    let mut sections: Vec<(&str, Vec<(&str, &str)>)> = Vec::new();
+    for line in text.lines() {
+        if let Some(heading) = line.strip_suffix(':').filter(|_| !line.starts_with(' ')) {
+            sections.push((heading, Vec::new()));
+        } else if let Some((name, description)) = line.trim().split_once("  ")
+            && let Some((_, entries)) = sections.last_mut()
+        {
+            entries.push((name, description.trim()));
+        }
+    }
+    sections
 }
 
 /// Writes everything to stdout; a closed pipe (`ctxd man | head`) is not an error worth a
