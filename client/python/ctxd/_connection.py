@@ -1,0 +1,134 @@
+"""One socket connection to the daemon: write a request line, read a reply line.
+
+Framing is one compact JSON object per line, terminated by ``\\n`` (DESIGN §4). This module
+knows bytes and lines only; what a line means is ``_wire``'s job, and when to reconnect is
+``client``'s.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Optional
+
+from .errors import NotRunning, TransportError
+
+# Replies can be large (a page of vectors); read in big chunks.
+_CHUNK = 256 * 1024
+
+
+class Closed(Exception):
+    """The connection is unusable: the daemon closed it, or reading/writing failed.
+
+    Internal: the client turns it into a retry (reads) or ``ConnectionLost`` (writes).
+    """
+
+
+class Connection:
+    """A connected Unix socket with a line reader."""
+
+    def __init__(self, path: str, timeout: Optional[float]) -> None:
+        if not hasattr(socket, "AF_UNIX"):
+            raise TransportError(
+                "this ctxd client connects over Unix domain sockets only; "
+                "named pipes (Windows) are not supported yet"
+            )
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            sock.close()
+            # No socket file, or a stale one nobody listens on: the daemon is not running.
+            raise NotRunning(path, e.strerror or str(e)) from None
+        except socket.timeout:
+            sock.close()
+            raise TransportError(f"connecting to ctxd at {path} timed out") from None
+        except OSError as e:
+            sock.close()
+            raise TransportError(f"cannot connect to ctxd at {path}: {e}") from e
+        self._sock = sock
+        self._buffer = bytearray()
+
+    def round_trip(self, line: bytes, timeout: Optional[float]) -> bytes:
+        """Sends one request line and returns the reply line.
+
+        If writing fails, the reply may still be there to read: the daemon can refuse a
+        connection (``permission_denied``) and close it before the request arrives, and its
+        reply says more than the broken pipe does (as in the Rust client's ``round_trip``).
+        """
+        try:
+            self.send(line, timeout)
+        except Closed as write_error:
+            try:
+                return self.receive(timeout)
+            except (Closed, socket.timeout):
+                raise write_error from None
+        return self.receive(timeout)
+
+    def send(self, line: bytes, timeout: Optional[float]) -> None:
+        """Writes one request line (``line`` has no ``\\n``)."""
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.sendall(line + b"\n")
+        except socket.timeout:
+            raise
+        except OSError as e:
+            raise Closed(f"writing to ctxd failed: {e}") from e
+
+    def receive(self, timeout: Optional[float]) -> bytes:
+        """Reads the next reply line, without its ``\\n``.
+
+        Raises ``socket.timeout`` when no full line comes within ``timeout``, and ``Closed``
+        when the daemon closes the connection first.
+        """
+        self._sock.settimeout(timeout)
+        # Only the bytes added since the last look can hold the newline: scanning from there
+        # keeps a multi-megabyte reply linear rather than quadratic.
+        scanned = 0
+        while True:
+            end = self._buffer.find(b"\n", scanned)
+            if end >= 0:
+                line = bytes(self._buffer[:end])
+                del self._buffer[: end + 1]
+                return line
+            scanned = len(self._buffer)
+            try:
+                chunk = self._sock.recv(_CHUNK)
+            except socket.timeout:
+                raise
+            except OSError as e:
+                raise Closed(f"reading from ctxd failed: {e}") from e
+            if not chunk:
+                raise Closed("ctxd closed the connection")
+            self._buffer += chunk
+
+    def is_stale(self) -> bool:
+        """Whether the connection is known to be unusable before anything is sent on it.
+
+        Between requests the daemon never sends anything, so a readable socket means it closed
+        its end (a restart, a shutdown, ``frame_too_large``) or left bytes we did not ask for.
+        Checking this costs one non-blocking ``recv`` and lets a call open a fresh connection
+        *before* writing, which is safe even for writes (nothing was sent yet).
+        """
+        if self._buffer:
+            return True
+        # Timeout 0 makes the socket non-blocking: with a timeout set, Python would first wait
+        # up to that long for the socket to become readable.
+        self._sock.settimeout(0.0)
+        try:
+            peeked = self._sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        # Readable: b"" is end of stream; anything else is bytes nobody asked for. Either way
+        # the next reply read here could not be trusted to answer the next request.
+        del peeked
+        return True
+
+    def close(self) -> None:
+        """Closes the socket (idempotent)."""
+        try:
+            self._sock.close()
+        except OSError:
+            pass

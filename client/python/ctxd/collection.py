@@ -1,0 +1,425 @@
+"""A collection, with ChromaDB's method names and result shapes.
+
+Each method says what it sends and how it differs from ChromaDB's method of the same name. The
+short version: you bring the embeddings (ctxd computes none), ``query_texts`` is full-text (bm25)
+search rather than embedded text, and ``distances`` follow ChromaDB's definitions for vector
+search only (see ``ctxd._results`` and the README).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
+
+from . import _batch, _inputs, _results, _wire
+from .errors import BadRequest, DuplicateID, Error, InvalidVector
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import Client
+
+#: The most documents one ``get`` request may return (``MAX_LIMIT`` in limits.rs).
+MAX_GET_LIMIT = 10_000
+
+_MODES = ("lexical", "vector", "hybrid")
+
+
+class Collection:
+    """A named set of documents in the daemon; get one from :class:`ctxd.Client`.
+
+    Attributes (as the daemon described the collection when this object was made):
+        name: the collection's name.
+        dimension: the length every vector must have.
+        distance: ``"cosine"``, ``"euclidean"``, ``"dot"`` or ``"manhattan"``.
+        tokenizer: ``"porter"``, ``"unicode61"`` or ``"trigram"`` (full-text index).
+    """
+
+    def __init__(self, client: "Client", info: Mapping[str, Any]) -> None:
+        self._client = client
+        self.name: str = info["name"]
+        self.dimension: int = info["dimension"]
+        self.distance: str = info["distance"]
+        self.tokenizer: str = info["tokenizer"]
+
+    def __repr__(self) -> str:
+        return (
+            f"Collection(name={self.name!r}, dimension={self.dimension}, "
+            f"distance={self.distance!r}, tokenizer={self.tokenizer!r})"
+        )
+
+    # --- reading -------------------------------------------------------------------------
+
+    def count(self, where: Optional[Dict[str, Any]] = None) -> int:
+        """Number of documents (matching ``where``, if given).
+
+        ChromaDB: ``collection.count()`` (which takes no filter).
+        """
+        params: Dict[str, Any] = {"collection": self.name}
+        where = _inputs.where(where)
+        if where is not None:
+            params["filter"] = where
+        return int(self._client._request("count", params)["count"])
+
+    def get(
+        self,
+        ids: Optional[Any] = None,
+        where: Optional[Dict[str, Any]] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+        include: Optional[Sequence[str]] = None,
+    ) -> Dict[str, Any]:
+        """Documents by id and/or metadata filter, in ChromaDB's ``GetResult`` shape.
+
+        Returns ``{"ids": [...], "documents": [...], "metadatas": [...], "embeddings": [...],
+        "included": [...]}``; fields not in ``include`` are ``None``, and a document without a
+        text, metadata or vector has ``None`` in that place. With ``ids``, documents come in the
+        order of ``ids`` and missing ids are skipped; without, in insertion order.
+
+        ``include`` takes ``"documents"``, ``"metadatas"``, ``"embeddings"`` (default: the
+        first two, as ChromaDB). ``limit=None`` returns every match, as ChromaDB does: the
+        daemon returns at most 10,000 documents per request (fewer with embeddings), so larger
+        results are read page by page with ``offset``, and writes committed between two pages
+        can shift what the later pages hold.
+
+        ChromaDB: ``collection.get(ids=, where=, limit=, offset=, include=)``;
+        ``where_document`` has no counterpart.
+        """
+        chosen = _inputs.include(
+            include, ("documents", "metadatas", "embeddings"), _inputs.GET_DEFAULT_INCLUDE
+        )
+        if limit is not None and limit < 0:
+            raise ValueError(f"`limit` must be >= 0, got {limit}")
+        if offset is not None and offset < 0:
+            raise ValueError(f"`offset` must be >= 0, got {offset}")
+        params: Dict[str, Any] = {"collection": self.name, "include": _inputs.wire_include(chosen)}
+        if ids is not None:
+            params["ids"] = _inputs.ids(ids)
+        where = _inputs.where(where)
+        if where is not None:
+            params["filter"] = where
+        page_size = MAX_GET_LIMIT
+        if "embeddings" in chosen:
+            # Keep a page's reply around 16 MiB: about 20 bytes of JSON per vector component.
+            page_size = max(
+                1, min(MAX_GET_LIMIT, _batch.UPSERT_BATCH_BYTES // (20 * self.dimension))
+            )
+        start = offset or 0
+        documents: List[Dict[str, Any]] = []
+        while True:
+            want = page_size if limit is None else min(page_size, limit - len(documents))
+            if want <= 0:
+                break
+            page = self._client._request(
+                "get", dict(params, limit=want, offset=start + len(documents))
+            )["documents"]
+            documents.extend(page)
+            if len(page) < want:
+                break
+        return _results.get_result(documents, chosen)
+
+    def peek(self, limit: int = 10) -> Dict[str, Any]:
+        """The first ``limit`` documents with their embeddings (ChromaDB: ``collection.peek()``)."""
+        return self.get(limit=limit, include=["documents", "metadatas", "embeddings"])
+
+    def query(
+        self,
+        query_embeddings: Optional[Any] = None,
+        query_texts: Optional[Any] = None,
+        n_results: int = 10,
+        where: Optional[Dict[str, Any]] = None,
+        include: Optional[Sequence[str]] = None,
+        mode: Optional[str] = None,
+        *,
+        rrf_k: Optional[int] = None,
+        weights: Optional[Mapping[str, float]] = None,
+        exact: bool = False,
+        effort: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """Search, one request per query, in ChromaDB's ``QueryResult`` shape.
+
+        ``query_embeddings`` alone is vector search, ``query_texts`` alone is **lexical**
+        (bm25 full-text) search -- not, as in ChromaDB, the texts embedded and searched as
+        vectors -- and both (paired by position, so the lists must be equally long) is hybrid
+        search, fused by reciprocal rank. ``mode`` (``"lexical"``, ``"vector"``, ``"hybrid"``)
+        picks one explicitly; it must have the inputs it needs. Each argument takes one query
+        or a list of queries, like ChromaDB.
+
+        Returns ``{"ids", "documents", "metadatas", "embeddings", "distances", "scores",
+        "ranks", "modes", "included"}``, each (but ``modes`` and ``included``) a list with one
+        list per query, best hit first. ``include`` takes ``"documents"``, ``"metadatas"``,
+        ``"embeddings"``, ``"distances"`` (default: all but embeddings, as ChromaDB).
+
+        ``distances`` is ChromaDB's distance for vector queries, derived from the daemon's
+        score: ``1 - score`` for cosine and dot (ChromaDB's ``cosine`` and ``ip``), ``score**2``
+        for euclidean (ChromaDB's squared ``l2``), ``-score`` for manhattan. Lexical and hybrid
+        queries have no distance: their entries are ``None``. ``scores`` always holds the
+        daemon's score (higher is better), ``ranks`` each hit's rank in the lexical and vector
+        lists.
+
+        ``where`` filters before ranking (the best ``n_results`` among matching documents).
+        ``rrf_k``, ``weights`` (``{"lexical": w, "vector": w}``), ``exact`` and ``effort``
+        pass through to the daemon's ``search``.
+
+        ChromaDB: ``collection.query(query_embeddings=, query_texts=, n_results=, where=,
+        include=)``; ``where_document`` has no counterpart.
+        """
+        vectors = _inputs.query_embeddings(query_embeddings)
+        texts = _inputs.query_texts(query_texts)
+        if vectors is None and texts is None:
+            raise ValueError(
+                "give query_embeddings (vector search), query_texts (lexical search) or both "
+                "(hybrid search)"
+            )
+        if vectors is not None and texts is not None and len(vectors) != len(texts):
+            raise ValueError(
+                f"{len(vectors)} query_embeddings but {len(texts)} query_texts; hybrid queries "
+                "pair them by position"
+            )
+        if mode is None:
+            mode = (
+                "hybrid"
+                if vectors is not None and texts is not None
+                else ("vector" if vectors is not None else "lexical")
+            )
+        if mode not in _MODES:
+            raise ValueError(f"`mode` must be one of {', '.join(_MODES)}, got {mode!r}")
+        if mode != "lexical" and vectors is None:
+            raise ValueError(f"mode {mode!r} needs query_embeddings")
+        if mode != "vector" and texts is None:
+            raise ValueError(f"mode {mode!r} needs query_texts")
+        chosen = _inputs.include(
+            include,
+            ("documents", "metadatas", "embeddings", "distances"),
+            _inputs.QUERY_DEFAULT_INCLUDE,
+        )
+        base: Dict[str, Any] = {
+            "collection": self.name,
+            "k": n_results,
+            "mode": mode,
+            "include": _inputs.wire_include(chosen),
+        }
+        where = _inputs.where(where)
+        if where is not None:
+            base["filter"] = where
+        if rrf_k is not None:
+            base["rrf_k"] = rrf_k
+        if weights is not None:
+            base["weights"] = dict(weights)
+        if exact:
+            base["exact"] = True
+        if effort is not None:
+            base["effort"] = effort
+        count = len(vectors) if vectors is not None else len(texts or [])
+        hit_lists = []
+        for index in range(count):
+            params = dict(base)
+            if mode != "vector":
+                params["text"] = texts[index]  # type: ignore[index]
+            if mode != "lexical":
+                vector = vectors[index]  # type: ignore[index]
+                position = _non_finite_position(vector)
+                if position is not None:
+                    raise InvalidVector(
+                        f"query vector {index} holds {vector[position]!r} at position "
+                        f"{position}, which is not a finite number",
+                        code="invalid_vector",
+                        details={"position": position},
+                    )
+                params["vector"] = vector
+            hit_lists.append(self._client._request("search", params)["hits"])
+        return _results.query_result(hit_lists, [mode] * count, chosen, self.distance)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        ids: Any,
+        embeddings: Optional[Any] = None,
+        metadatas: Optional[Any] = None,
+        documents: Optional[Any] = None,
+    ) -> int:
+        """Inserts or replaces whole documents; returns how many were written.
+
+        ``documents`` are the texts (full-text indexed), ``embeddings`` the vectors (exactly
+        ``dimension`` finite numbers each; ctxd computes no embeddings), ``metadatas`` dicts of
+        strings, numbers, booleans or lists of those (a ``None`` value means "no such key", as
+        in ChromaDB, and is left out). Every document needs a text, a vector or
+        both; any list may hold ``None`` for "none for this document". A replaced document
+        loses the parts not given again (ChromaDB's ``upsert`` keeps nothing either).
+
+        Large calls are split into requests of at most 1000 documents and 16 MiB (the
+        protocol's batch limit), sent one after another on one connection. Each request is
+        atomic; the call as a whole is not. If a request fails, the error raised is the
+        daemon's error for it, with ``error.committed`` set to how many documents, counted
+        from the first, were written by the requests before it (they stay written; writing
+        them again is safe, since upserts replace by id). A write is never re-sent on a new
+        connection: if the connection breaks, :class:`ctxd.ConnectionLost` says so.
+
+        Raises :class:`ctxd.DuplicateID` (nothing written) if an id repeats within the call,
+        as ChromaDB does.
+
+        ChromaDB: ``collection.upsert(ids=, embeddings=, metadatas=, documents=)``.
+        """
+        return self._write(ids, embeddings, metadatas, documents, insert_only=False)
+
+    def add(
+        self,
+        ids: Any,
+        embeddings: Optional[Any] = None,
+        metadatas: Optional[Any] = None,
+        documents: Optional[Any] = None,
+    ) -> int:
+        """Like :meth:`upsert`, but raises :class:`ctxd.DuplicateID` if any id already exists.
+
+        The protocol has no insert-only write, so ``add`` first reads which of the ids exist
+        (``get`` by ids) and, if none does, upserts. The check and the write are two requests,
+        not one transaction: a document with one of these ids written by another client
+        between them is replaced, not refused. With one writer per collection (the usual case
+        for code that used ChromaDB's embedded client) ``add`` is exact.
+
+        ChromaDB: ``collection.add(...)`` (ChromaDB 1.5, unlike this, leaves existing ids
+        unchanged and raises nothing).
+        """
+        return self._write(ids, embeddings, metadatas, documents, insert_only=True)
+
+    def delete(self, ids: Optional[Any] = None, where: Optional[Dict[str, Any]] = None) -> int:
+        """Deletes the documents with these ids and/or matching ``where``; returns how many.
+
+        With both, a document must match both. With neither, raises ``ValueError`` rather
+        than deleting everything. ChromaDB: ``collection.delete(ids=, where=)`` (returns
+        ``None``).
+        """
+        params: Dict[str, Any] = {"collection": self.name}
+        if ids is not None:
+            params["ids"] = _inputs.ids(ids)
+        where = _inputs.where(where)
+        if where is not None:
+            params["filter"] = where
+        if len(params) == 1:
+            raise ValueError("give `ids`, `where` or both (delete never means 'everything')")
+        return int(self._client._request("delete", params)["deleted"])
+
+    def _write(
+        self,
+        ids: Any,
+        embeddings: Optional[Any],
+        metadatas: Optional[Any],
+        documents: Optional[Any],
+        *,
+        insert_only: bool,
+    ) -> int:
+        id_list = _inputs.ids(ids)
+        count = len(id_list)
+        vectors = _inputs.embeddings(embeddings, count)
+        metas = _inputs.metadatas(metadatas, count)
+        texts = _inputs.documents(documents, count)
+        if count == 0:
+            return 0
+        if vectors is None and texts is None:
+            raise ValueError(
+                "give `documents` (texts), `embeddings` (vectors) or both; ctxd computes no "
+                "embeddings"
+            )
+        repeated = _inputs.duplicates(id_list)
+        if repeated:
+            raise DuplicateID(
+                f"ids repeat within one call: {_preview(repeated)}", details={"ids": repeated}
+            )
+        encoded = [
+            self._encode_document(
+                id_list[i],
+                texts[i] if texts is not None else None,
+                vectors[i] if vectors is not None else None,
+                metas[i] if metas is not None else None,
+            )
+            for i in range(count)
+        ]
+        if insert_only:
+            existing = self._existing(id_list)
+            if existing:
+                raise DuplicateID(
+                    f"{len(existing)} of these ids exist already in `{self.name}`: "
+                    f"{_preview(existing)}; use upsert to replace documents",
+                    details={"ids": existing},
+                )
+        batches = _batch.plan(len(document) for document in encoded)
+        written = 0
+        committed = 0
+        for batch in batches:
+            body = b"[" + b",".join(encoded[batch.start : batch.stop]) + b"]"
+            try:
+                result = self._client._request(
+                    "upsert", {"collection": self.name}, raw={"documents": body}
+                )
+            except Error as e:
+                if len(batches) > 1:
+                    e.committed = committed
+                raise
+            written += int(result["upserted"])
+            committed = batch.stop
+        return written
+
+    def _encode_document(
+        self, doc_id: str, text: Optional[str], vector: Optional[Any], metadata: Optional[Any]
+    ) -> bytes:
+        document: Dict[str, Any] = {"id": doc_id}
+        if text is not None:
+            document["text"] = text
+        if vector is not None:
+            document["vector"] = vector
+        if metadata is not None:
+            # ChromaDB reads a None value as "no such key" and stores nothing for it; the daemon
+            # refuses null, so the key is left out, which stores what ChromaDB would. (A dict
+            # of only None values becomes no metadata, as in ChromaDB.)
+            if any(value is None for value in metadata.values()):
+                metadata = {key: value for key, value in metadata.items() if value is not None}
+                if not metadata:
+                    metadata = None
+            if metadata is not None:
+                document["metadata"] = metadata
+        try:
+            return _wire.dumps(document).encode("utf-8")
+        except ValueError:
+            # JSON has no NaN or infinity; find the value so the error names it, as the daemon
+            # would for a value it could read.
+            position = _non_finite_position(vector) if vector is not None else None
+            if position is not None:
+                raise InvalidVector(
+                    f"vector of document {doc_id!r} holds {vector[position]!r} at position "
+                    f"{position}, which is not a finite number",
+                    code="invalid_vector",
+                    details={"position": position},
+                ) from None
+            if metadata is not None:
+                raise BadRequest(
+                    f"metadata of document {doc_id!r} holds a NaN or infinite number, which "
+                    "JSON cannot carry",
+                    code="bad_request",
+                ) from None
+            raise
+
+    def _existing(self, ids: List[str]) -> List[str]:
+        """Which of ``ids`` exist in the collection (in the order given)."""
+        found: List[str] = []
+        for start in range(0, len(ids), MAX_GET_LIMIT):
+            chunk = ids[start : start + MAX_GET_LIMIT]
+            reply = self._client._request(
+                "get",
+                {"collection": self.name, "ids": chunk, "include": [], "limit": len(chunk)},
+            )
+            found.extend(document["id"] for document in reply["documents"])
+        return found
+
+
+def _non_finite_position(vector: Any) -> Optional[int]:
+    """The index of the first NaN or infinite component of ``vector``, if any."""
+    for position, value in enumerate(_inputs.plain(vector)):
+        # Only floats can be NaN or infinite (and ints too large for a float would make
+        # math.isfinite raise).
+        if isinstance(value, float) and not math.isfinite(value):
+            return position
+    return None
+
+
+def _preview(ids: List[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(i) for i in ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
