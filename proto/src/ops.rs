@@ -239,7 +239,8 @@ pub struct CreateCollection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<Tokenizer>,
     /// Succeed (returning the existing collection) when it already exists with the same
-    /// settings, instead of failing with `collection_exists`.
+    /// dimension and, of `distance` and `tokenizer`, the ones given, instead of failing with
+    /// `collection_exists` (a setting left out matches whatever the collection has).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub if_not_exists: bool,
 }
@@ -404,7 +405,9 @@ pub struct Resume {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {
-    /// A path that must not exist yet and must not be inside the data directory.
+    /// An absolute path that must not exist yet, whose parent exists, outside the data
+    /// directory. Any reason the snapshot is not written, these included, is
+    /// `snapshot_failed`.
     pub dest: String,
 }
 

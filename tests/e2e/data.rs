@@ -119,10 +119,42 @@ async fn collections_are_created_listed_described_and_dropped() {
     let different = CreateCollection {
         dimension: 5,
         if_not_exists: true,
-        ..again
+        ..again.clone()
     };
     let err = client.create_collection(different).await.unwrap_err();
     assert_eq!(code(err), ErrorCode::CollectionExists);
+    // A setting left out matches what exists; a setting given must match.
+    client
+        .create_collection(CreateCollection {
+            name: "dots".into(),
+            dimension: 2,
+            distance: Some(Distance::Dot),
+            tokenizer: Some(Tokenizer::Trigram),
+            if_not_exists: false,
+        })
+        .await
+        .expect("create dots");
+    let existing = client
+        .create_collection(CreateCollection {
+            name: "dots".into(),
+            if_not_exists: true,
+            ..again.clone()
+        })
+        .await
+        .expect("settings left out match");
+    assert_eq!(existing.collection.distance, Distance::Dot);
+    assert_eq!(existing.collection.tokenizer, Tokenizer::Trigram);
+    let err = client
+        .create_collection(CreateCollection {
+            name: "dots".into(),
+            distance: Some(Distance::Cosine),
+            if_not_exists: true,
+            ..again
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), ErrorCode::CollectionExists);
+    assert!(client.drop_collection("dots").await.expect("drop").dropped);
 
     assert!(client.drop_collection("books").await.expect("drop").dropped);
     assert!(
@@ -264,6 +296,11 @@ async fn bad_documents_are_refused_and_nothing_of_the_batch_is_written() {
             doc("neither", None, None, json!(null)),
             ErrorCode::BadRequest,
             "neither",
+        ),
+        (
+            doc("good", Some("again"), None, json!(null)),
+            ErrorCode::BadRequest,
+            "appears twice in one upsert (documents[0] and documents[1])",
         ),
         (
             doc("nested", Some("x"), None, json!({"deep": {"a": 1}})),

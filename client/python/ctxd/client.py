@@ -398,8 +398,8 @@ class Client:
         keeps serving; returns ``{"path", "generation", "files": [{"path", "bytes",
         "sha256"}]}``.
 
-        ``dest`` must not exist (else :class:`ctxd.BadRequest`; a copy that fails midway is
-        :class:`ctxd.SnapshotFailed`) and its parent must; a relative path is taken
+        ``dest`` must not exist and its parent must (else :class:`ctxd.SnapshotFailed`, the
+        error for every snapshot that was not written); a relative path is taken
         from this process's working directory, not the daemon's. The snapshot is a data
         directory of its own (``ctxd serve --data DEST``). ``timeout``: seconds to wait
         (default: the client's).

@@ -149,10 +149,10 @@ def test_bad_request_unknown_op_lease_not_found(client, scratch):
         client.call("ping", verbose=True)
     with pytest.raises(ctxd.LeaseNotFound):
         client.resume("lease-00000000")
-    # An existing snapshot destination is refused as a bad request (the daemon checks it
-    # before copying anything; `snapshot_failed` is for copies that fail midway).
+    # An existing snapshot destination is refused before anything is copied, with the one
+    # code for "no snapshot was written".
     (scratch / "taken").mkdir()
-    with pytest.raises(ctxd.BadRequest, match="already exists"):
+    with pytest.raises(ctxd.SnapshotFailed, match="already exists"):
         client.snapshot(scratch / "taken")
     # Every error left the connection usable.
     client.ping()

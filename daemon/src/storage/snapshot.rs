@@ -44,9 +44,11 @@ struct SnapshotManifest<'a> {
 }
 
 /// Checks `dest`: absolute, not existing, its parent existing, not inside the data directory.
+/// A refusal is `snapshot_failed` like every other reason a snapshot was not written, so a
+/// backup script has one code to handle.
 pub fn check_destination(dest: &Path, data_dir: &Path) -> Result<PathBuf, StorageError> {
     let invalid = |why: &str| {
-        StorageError::Invalid(format!("snapshot destination {}: {why}", dest.display()))
+        StorageError::Snapshot(format!("snapshot destination {}: {why}", dest.display()))
     };
     if !dest.is_absolute() {
         return Err(invalid("must be an absolute path"));

@@ -6,6 +6,7 @@ use ctxd_proto::limits::{
 };
 use ctxd_proto::{Document, Metadata};
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// A collection name per DESIGN §2.
 pub fn collection_name(name: &str) -> Result<(), StorageError> {
@@ -68,6 +69,18 @@ pub fn upsert(
             "{} documents in one upsert; the maximum is {MAX_BATCH_DOCUMENTS} (split the batch)",
             documents.len()
         )));
+    }
+    // One id twice in a request would be written twice and counted twice, with only the
+    // last copy kept: refuse it, naming both places, as ChromaDB does.
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(documents.len());
+    for (position, doc) in documents.iter().enumerate() {
+        if let Some(first) = seen.insert(doc.id.as_str(), position) {
+            return Err(StorageError::Invalid(format!(
+                "document id {:?} appears twice in one upsert (documents[{first}] and \
+                 documents[{position}]); send each id once",
+                doc.id
+            )));
+        }
     }
     documents
         .iter()

@@ -178,9 +178,11 @@ fn create_collection(
     let distance = params.distance.unwrap_or_default();
     let tokenizer = params.tokenizer.unwrap_or_default();
     if let Some(existing) = catalog.get(&params.name) {
+        // A setting the request leaves out is not a difference: `if_not_exists` asks for
+        // "a collection of this name and dimension", plus whatever settings it names.
         let same = existing.dimension == params.dimension
-            && existing.distance == distance
-            && existing.tokenizer == tokenizer;
+            && params.distance.is_none_or(|d| d == existing.distance)
+            && params.tokenizer.is_none_or(|t| t == existing.tokenizer);
         if params.if_not_exists && same {
             return Ok(Applied {
                 written: Written::Collection(existing.info()),
