@@ -257,7 +257,14 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// Stops the daemon the way a service manager does (SIGTERM), so it removes its socket and
+    /// lock files; one that does not exit within the bound is killed.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let pid = rustix::process::Pid::from_raw(self.pid() as i32).expect("a valid pid");
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            let _ = self.stderr.closed.recv_timeout(EXIT_TIMEOUT);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -7,8 +7,16 @@
 //! the daemon's whole life, also while released.
 //!
 //! Locks are `flock`-style advisory locks (`File::try_lock`): the OS drops them when the process
-//! dies, so a `kill -9` never leaves a stale lock behind. Lock files are never deleted — deleting
-//! a lock file races with a process that has just opened it.
+//! dies, so a `kill -9` never leaves a stale lock behind.
+//!
+//! On Unix the holder deletes its lock file when it lets go, so the lock directory does not
+//! collect one file per data directory ever served. Deleting a lock file naively races with a
+//! process that has just opened it (it would lock a file no longer in the directory, while a
+//! third process creates and locks a new one). The protocol that makes it safe: the holder
+//! deletes the file *before* unlocking it, and a process that has taken a lock checks that the
+//! path still names the file it locked; if not, it starts over with the new file. (Windows
+//! keeps its lock files: an open file cannot be deleted there without sharing modes that would
+//! defeat the lock.)
 
 #[cfg(unix)]
 #[path = "unix.rs"]
@@ -65,17 +73,31 @@ impl PidLock {
             path: path.to_owned(),
             source,
         };
-        let mut file = platform::open_lock_file(path).map_err(io_err)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(LockError::Held {
-                    what: what.to_owned(),
-                    pid: read_pid(&mut file),
-                });
+        // Each round loses only to a holder that deleted the file between our open and our
+        // lock; a handful of rounds in a row means something else keeps deleting it.
+        let mut rounds = 0;
+        let mut file = loop {
+            let mut file = platform::open_lock_file(path).map_err(io_err)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    return Err(LockError::Held {
+                        what: what.to_owned(),
+                        pid: read_pid(&mut file),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(io_err(e)),
             }
-            Err(TryLockError::Error(e)) => return Err(io_err(e)),
-        }
+            if platform::still_names(path, &file).map_err(io_err)? {
+                break file;
+            }
+            rounds += 1;
+            if rounds == 16 {
+                return Err(io_err(io::Error::other(
+                    "the lock file keeps being replaced while it is taken",
+                )));
+            }
+        };
         // Best effort: a lock file another user created may be read-only for us; the lock
         // itself is what matters, the pid is for the message a second daemon prints.
         let _ = file
@@ -91,6 +113,13 @@ impl PidLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+impl Drop for PidLock {
+    fn drop(&mut self) {
+        // Still locked here: the file closes (unlocks) after this, when `_file` drops.
+        platform::remove_held(&self.path);
     }
 }
 
@@ -154,7 +183,26 @@ mod tests {
             other => panic!("expected Held, got {other:?}"),
         }
         drop(first);
+        assert!(
+            cfg!(windows) || !path.exists(),
+            "the holder removes its lock file"
+        );
         PidLock::acquire(&path, "thing").expect("lock after release");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_on_a_file_deleted_meanwhile_is_taken_again_on_the_new_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("x.lock");
+        // A process opened the file, then its holder deleted it and let go: the stale handle
+        // must not count as the lock, or two processes would both "hold" it.
+        let stale = platform::open_lock_file(&path).expect("open");
+        std::fs::remove_file(&path).expect("delete");
+        stale.try_lock().expect("lock the deleted file");
+        assert!(!platform::still_names(&path, &stale).expect("compare"));
+        let lock = PidLock::acquire(&path, "thing").expect("lock the new file");
+        assert!(platform::still_names(&path, &lock._file).expect("compare"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The system-wide directory of data directory locks: `/run/lock/ctxd` where the system has
@@ -36,4 +36,25 @@ pub(super) fn open_lock_file(path: &Path) -> io::Result<File> {
             .truncate(false)
             .mode(0o644),
     )
+}
+
+/// Whether `path` still names `file` (the same device and inode): false when the file was
+/// deleted, or deleted and created anew, since it was opened.
+pub(super) fn still_names(path: &Path, file: &File) -> io::Result<bool> {
+    let held = file.metadata()?;
+    match fs::metadata(path) {
+        Ok(named) => Ok(named.dev() == held.dev() && named.ino() == held.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes a lock file whose lock this process still holds. Best effort: in the sticky lock
+/// directory another user's file cannot be deleted, and then it simply stays.
+pub(super) fn remove_held(path: &Path) {
+    if let Err(e) = fs::remove_file(path)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::debug!(lock = %path.display(), "lock file left in place: {e}");
+    }
 }

@@ -26,3 +26,12 @@ pub(super) fn open_lock_file(path: &Path) -> io::Result<File> {
             .truncate(false),
     )
 }
+
+/// A lock file held open is the file its path names: Windows does not delete open files that
+/// were not opened for sharing deletion, and ctxd never does.
+pub(super) fn still_names(_path: &Path, _file: &File) -> io::Result<bool> {
+    Ok(true)
+}
+
+/// Windows keeps its lock files (see the module documentation).
+pub(super) fn remove_held(_path: &Path) {}
