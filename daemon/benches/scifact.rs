@@ -338,7 +338,7 @@ mod bench {
         let daemon = daemon.restart_with(&on);
         let first = wait_for_build(&daemon, 0);
         println!(
-            "  first build: {} vectors in {:.1} s (builder log; one rayon thread per two              cores), searchable by the index {:.1} s after the restart",
+            "  first build: {} vectors in {:.1} s (builder log; one rayon thread per two cores), searchable by the index {:.1} s after the restart",
             field(&first, "items").unwrap_or("?"),
             field(&first, "seconds")
                 .and_then(|s| s.parse::<f64>().ok())
@@ -364,7 +364,7 @@ mod bench {
             let folded = Instant::now();
             let last = wait_for_build(&daemon, builds);
             println!(
-                "  incremental build after {SINGLE_UPSERTS} upserts: {} changes folded into {}                  vectors in {:.2} s (log); caught up {:.1} s after the last upsert",
+                "  incremental build after {SINGLE_UPSERTS} upserts: {} changes folded into {} vectors in {:.2} s (log); caught up {:.1} s after the last upsert",
                 field(&last, "changes").unwrap_or("?"),
                 field(&last, "items").unwrap_or("?"),
                 field(&last, "seconds")

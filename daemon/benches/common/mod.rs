@@ -66,6 +66,8 @@ impl Daemon {
     fn spawn_in(dir: TempDir, args: &[String]) -> Daemon {
         let socket = dir.path().join("ctxd.sock");
         let notify_path = dir.path().join("notify.sock");
+        // A restart binds again where the previous daemon's notify socket was.
+        let _ = std::fs::remove_file(&notify_path);
         let notify = UnixDatagram::bind(&notify_path).expect("cannot bind the notify socket");
         notify
             .set_read_timeout(Some(DAEMON_TIMEOUT))
