@@ -31,6 +31,14 @@
 //! the first occurrence of every document and scores the first 10 against the same qrels (its
 //! latency is not reported).
 //!
+//! **ANN tier**: with `CTXD_BENCH_ANN_THRESHOLD=N` each chosen scale runs a different part
+//! instead: ingest with the tier off and measure today's in-memory scan (vector p50/p99,
+//! recall@10 against `exact: true`); restart the daemon on the same data with
+//! `--ann-threshold N`, wait until the background first build is done (its log line), print
+//! its time, then vector p50/p99 and recall@10 against the same exact results at the default
+//! effort and at efforts 2, 10 and 20, hybrid latency, single upserts with the tier on and the
+//! incremental build that folds them in.
+//!
 //! Each figure is printed with its target, where the project has one (5k: NDCG@10 lexical ≥ 0.69,
 //! vector ≥ 0.655, hybrid ≥ 0.72, vector p50 ≤ 0.7 ms, lexical p50 ≤ 3 ms, ingest ≥ 10,000
 //! docs/s; 100k: vector p50 ≤ 3 ms, single upsert p50 ≤ 15 ms; both: recall@10 ≥ 0.95).
@@ -122,6 +130,23 @@ mod bench {
             queries.judged()
         );
 
+        if let Some(threshold) = ann_threshold() {
+            if scale.small {
+                match load_scifact(&scifact) {
+                    Some(documents) => run_ann(&runtime, documents, &queries, "5k", threshold),
+                    None => println!("5k skipped: SciFact documents missing"),
+                }
+            }
+            if scale.large {
+                match load_big(&big) {
+                    Some((documents, _)) => {
+                        run_ann(&runtime, documents, &queries, "100k", threshold);
+                    }
+                    None => println!("100k skipped: no chunk data at {}", big.display()),
+                }
+            }
+            return;
+        }
         if scale.small {
             match load_scifact(&scifact) {
                 Some(documents) => run_5k(&runtime, documents, &queries),
@@ -268,6 +293,126 @@ mod bench {
         println!("  daemon stopped: {status}");
     }
 
+    /// `CTXD_BENCH_ANN_THRESHOLD`: run the ANN-tier part with this `--ann-threshold`.
+    fn ann_threshold() -> Option<u64> {
+        let value = std::env::var("CTXD_BENCH_ANN_THRESHOLD").ok()?;
+        match value.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                eprintln!("CTXD_BENCH_ANN_THRESHOLD={value}: expected a positive vector count");
+                std::process::exit(2);
+            }
+        }
+    }
+
+    /// The longest a background build may take before the benchmark gives up.
+    const BUILD_TIMEOUT: Duration = Duration::from_secs(3600);
+
+    fn run_ann(
+        runtime: &Runtime,
+        documents: Vec<Document>,
+        queries: &Queries,
+        scale: &str,
+        threshold: u64,
+    ) {
+        println!();
+        println!(
+            "== {scale} with the ANN tier: {} documents, --ann-threshold {threshold}",
+            documents.len()
+        );
+        let off = ["--ann-threshold".to_owned(), "0".to_owned()];
+        let daemon = Daemon::start_with(&off);
+        let exact = runtime.block_on(async {
+            let client = connect(&daemon).await;
+            let ingest = ingest(&client, documents).await;
+            report_ingest(&ingest, None);
+            let scan = measure(&client, queries, SearchMode::Vector, K).await;
+            report_latency("vector, in-memory scan (tier off)", &scan.latencies, None);
+            let exact = measure_exact(&client, queries).await;
+            report_recall(&scan.hits, &exact);
+            exact
+        });
+
+        let on = ["--ann-threshold".to_owned(), threshold.to_string()];
+        let restarted = Instant::now();
+        let daemon = daemon.restart_with(&on);
+        let first = wait_for_build(&daemon, 0);
+        println!(
+            "  first build: {} vectors in {:.1} s (builder log; one rayon thread per two cores), searchable by the index {:.1} s after the restart",
+            field(&first, "items").unwrap_or("?"),
+            field(&first, "seconds")
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(f64::NAN),
+            restarted.elapsed().as_secs_f64()
+        );
+        runtime.block_on(async {
+            let client = connect(&daemon).await;
+            for effort in [None, Some(2), Some(10), Some(20)] {
+                let pass = measure_with(&client, queries, SearchMode::Vector, K, effort).await;
+                let label = match effort {
+                    None => "vector, ANN (default effort 5)".to_owned(),
+                    Some(e) => format!("vector, ANN effort {e}"),
+                };
+                report_latency(&label, &pass.latencies, None);
+                report_recall(&pass.hits, &exact);
+            }
+            let hybrid = measure(&client, queries, SearchMode::Hybrid, K).await;
+            report_latency("hybrid, ANN", &hybrid.latencies, None);
+            let builds = finished_builds(&daemon).len();
+            let upserts = single_upserts(&client, queries).await;
+            report_latency("single upsert, tier on", &upserts, None);
+            let folded = Instant::now();
+            let last = wait_for_build(&daemon, builds);
+            println!(
+                "  incremental build after {SINGLE_UPSERTS} upserts: {} changes folded into {} vectors in {:.2} s (log); caught up {:.1} s after the last upsert",
+                field(&last, "changes").unwrap_or("?"),
+                field(&last, "items").unwrap_or("?"),
+                field(&last, "seconds")
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(f64::NAN),
+                folded.elapsed().as_secs_f64()
+            );
+        });
+        let status = daemon.stop();
+        println!("  daemon stopped: {status}");
+    }
+
+    /// The builder's `ann build finished` log lines so far.
+    fn finished_builds(daemon: &Daemon) -> Vec<String> {
+        daemon
+            .stderr_so_far()
+            .lines()
+            .filter(|line| line.contains("ann build finished"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits for a finished build, after the first `seen`, that left nothing pending; returns
+    /// its log line. The builder reports only in its log, so this polls it.
+    fn wait_for_build(daemon: &Daemon, seen: usize) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(line) = finished_builds(daemon)
+                .into_iter()
+                .skip(seen)
+                .find(|line| line.contains(" pending=0 "))
+            {
+                return line;
+            }
+            assert!(
+                started.elapsed() < BUILD_TIMEOUT,
+                "no completed build within {BUILD_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The value of `name=value` in a log line.
+    fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+        line.split_whitespace()
+            .find_map(|word| word.strip_prefix(name)?.strip_prefix('='))
+    }
+
     // -----------------------------------------------------------------------------------------
     // Talking to the daemon
 
@@ -319,6 +464,16 @@ mod bench {
     }
 
     fn search(mode: SearchMode, query: &Query, k: u32, exact: bool) -> Search {
+        search_with(mode, query, k, exact, None)
+    }
+
+    fn search_with(
+        mode: SearchMode,
+        query: &Query,
+        k: u32,
+        exact: bool,
+        effort: Option<u32>,
+    ) -> Search {
         let text = matches!(mode, SearchMode::Lexical | SearchMode::Hybrid);
         let vector = matches!(mode, SearchMode::Vector | SearchMode::Hybrid);
         Search {
@@ -332,7 +487,7 @@ mod bench {
             rrf_k: None,
             weights: None,
             exact,
-            effort: None,
+            effort,
         }
     }
 
@@ -362,9 +517,19 @@ mod bench {
     }
 
     async fn measure(client: &Client, queries: &Queries, mode: SearchMode, k: u32) -> Pass {
+        measure_with(client, queries, mode, k, None).await
+    }
+
+    async fn measure_with(
+        client: &Client,
+        queries: &Queries,
+        mode: SearchMode,
+        k: u32,
+        effort: Option<u32>,
+    ) -> Pass {
         for query in queries.items.iter().cycle().take(WARMUP) {
             client
-                .search(search(mode, query, k, false))
+                .search(search_with(mode, query, k, false, effort))
                 .await
                 .expect("warm-up search failed");
         }
@@ -373,7 +538,7 @@ mod bench {
             latencies: Vec::with_capacity(queries.items.len()),
         };
         for query in &queries.items {
-            let params = search(mode, query, k, false);
+            let params = search_with(mode, query, k, false, effort);
             let started = Instant::now();
             let result = client.search(params).await.expect("search failed");
             pass.latencies.push(nanos(started.elapsed()));

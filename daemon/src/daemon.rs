@@ -66,7 +66,10 @@ pub(crate) async fn run_hosted(
     let data_dir = resolve_data_dir(&config.data_dir)?;
     let data_lock = lock::lock_data_dir(&data_dir)?;
     let listener = Listener::bind(&config.socket)?;
-    let store = Store::open(data_dir.clone()).await?;
+    let options = crate::storage::StoreOptions {
+        ann_threshold: config.ann_threshold,
+    };
+    let store = Store::open(data_dir.clone(), options).await?;
     let shared = Arc::new(Shared::new(
         store,
         shutdown,

@@ -4,6 +4,7 @@
 
 #![cfg(unix)]
 
+mod ann;
 mod check;
 mod cli;
 mod cli_data;

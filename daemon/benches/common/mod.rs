@@ -13,6 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tempfile::TempDir;
@@ -26,18 +27,47 @@ const EXITED: &[u8] = b"CTXD_BENCH_EXITED=1";
 /// killed on drop if still running.
 pub struct Daemon {
     child: Child,
-    dir: TempDir,
+    /// Always `Some`; taken only by [`Daemon::restart_with`], which hands it to the next daemon.
+    dir: Option<TempDir>,
     socket: PathBuf,
     /// Collects the daemon's stderr until it closes (when the daemon exits).
     stderr: Option<JoinHandle<String>>,
+    /// What the daemon logged so far (for conditions it reports in its log only).
+    logged: Arc<Mutex<String>>,
 }
 
 impl Daemon {
     /// Spawns the daemon and blocks until it sends `READY=1`.
     pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    /// [`Daemon::start`] with extra `ctxd serve` arguments.
+    pub fn start_with(args: &[String]) -> Daemon {
         let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+        Daemon::spawn_in(dir, args)
+    }
+
+    /// Stops the daemon and starts a new one on the same data directory with `args`.
+    pub fn restart_with(mut self, args: &[String]) -> Daemon {
+        self.shutdown();
+        let dir = self.dir.take().expect("the daemon owns its directory");
+        Daemon::spawn_in(dir, args)
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn stderr_so_far(&self) -> String {
+        self.logged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn spawn_in(dir: TempDir, args: &[String]) -> Daemon {
         let socket = dir.path().join("ctxd.sock");
         let notify_path = dir.path().join("notify.sock");
+        // A restart binds again where the previous daemon's notify socket was.
+        let _ = std::fs::remove_file(&notify_path);
         let notify = UnixDatagram::bind(&notify_path).expect("cannot bind the notify socket");
         notify
             .set_read_timeout(Some(DAEMON_TIMEOUT))
@@ -51,6 +81,7 @@ impl Daemon {
             .arg(&socket)
             .arg("--log-level")
             .arg("info")
+            .args(args)
             .env("NOTIFY_SOCKET", &notify_path)
             .env_remove("CTXD_SOCKET")
             .env_remove("RUST_LOG")
@@ -62,19 +93,29 @@ impl Daemon {
 
         // The reader sees end of file when the daemon exits, and then wakes the wait below.
         let mut pipe = child.stderr.take().expect("the daemon's stderr is piped");
+        let logged = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&logged);
         let stderr = std::thread::spawn(move || {
-            let mut text = Vec::new();
-            let _ = pipe.read_to_end(&mut text);
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
             if let Ok(wake) = UnixDatagram::unbound() {
                 let _ = wake.send_to(EXITED, &notify_path);
             }
-            String::from_utf8_lossy(&text).into_owned()
+            sink.lock().unwrap_or_else(|e| e.into_inner()).clone()
         });
         let mut daemon = Daemon {
             child,
-            dir,
+            dir: Some(dir),
             socket,
             stderr: Some(stderr),
+            logged,
         };
 
         let mut message = [0_u8; 4096];
@@ -106,7 +147,10 @@ impl Daemon {
 
     /// Its temporary directory (the data directory is `data/` inside), for scratch files.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.dir
+            .as_ref()
+            .expect("the daemon owns its directory")
+            .path()
     }
 
     /// Prints the daemon's stderr and panics.
@@ -124,6 +168,10 @@ impl Daemon {
 
     /// Sends `shutdown`, waits for the daemon to close the connection and exit.
     pub fn stop(mut self) -> ExitStatus {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> ExitStatus {
         let mut stream =
             UnixStream::connect(&self.socket).expect("cannot connect to send shutdown");
         stream

@@ -493,6 +493,10 @@ pub struct ServeArgs {
     /// How long stopping waits for in-flight requests.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub drain_timeout: Duration,
+    /// Collections with at least this many vectors also get an approximate (arroy) index,
+    /// built in the background; smaller ones are scanned exactly. 0 = never.
+    #[arg(long, value_name = "N", default_value_t = crate::config::DEFAULT_ANN_THRESHOLD)]
+    pub ann_threshold: u64,
 }
 
 /// Parses `30s`, `10m`, `1h 30m`, `500ms`, or plain seconds (`30`).

@@ -26,6 +26,7 @@ pub fn serve(socket: Option<std::path::PathBuf>, args: args::ServeArgs) -> ExitC
     let mut config = ServeConfig::resolve(args.data, socket);
     config.max_frame = args.max_frame;
     config.drain_timeout = args.drain_timeout;
+    config.ann_threshold = args.ann_threshold;
     run_daemon(config)
 }
 

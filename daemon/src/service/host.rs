@@ -61,6 +61,7 @@ pub(super) fn run(socket: Option<PathBuf>, args: RunArgs) -> ExitCode {
         socket: socket.unwrap_or_else(|| PathBuf::from(SERVICE_PIPE)),
         max_frame: ctxd_proto::DEFAULT_MAX_FRAME,
         drain_timeout: args.drain_timeout,
+        ann_threshold: crate::config::DEFAULT_ANN_THRESHOLD,
     };
     let _ = CONFIG.set(config);
     if let Err(e) = service_dispatcher::start(SERVICE_NAME, ffi_service_main) {

@@ -7,7 +7,14 @@
 //! "Close every file" is one command: the thread shuts the read gate, waits for reads in
 //! progress, and closes SQLite and LMDB; commands are processed in arrival order, so no write
 //! is half done when it closes.
+//!
+//! Collections with at least `--ann-threshold` vectors are also indexed by arroy, in a second
+//! LMDB environment written by a background builder ([`ann`], [`ann_builder`], [`ann_state`]);
+//! the storage thread opens and closes it with the rest.
 
+mod ann;
+mod ann_builder;
+mod ann_state;
 mod catalog;
 mod check;
 mod documents;
@@ -29,6 +36,9 @@ mod writer;
 pub use error::StorageError;
 use writer::{WriteOp, Written};
 
+use ann::{AnnEnv, Record};
+use ann_builder::Builder;
+use ann_state::{AnnCollection, AnnSide};
 use catalog::Catalog;
 use ctxd_proto::{
     CheckResult, CollectionResult, Count, CountResult, CreateCollection, Delete, DeleteResult,
@@ -47,6 +57,14 @@ use vectors::VectorStore;
 
 /// The most write requests committed together in one group (one fsync pair).
 const MAX_GROUP: usize = 64;
+
+/// How the store is run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreOptions {
+    /// Collections with at least this many vectors get an arroy index (the ANN tier); 0 =
+    /// never (every collection is searched by its in-memory scan).
+    pub ann_threshold: u64,
+}
 
 /// Counts `status` reports.
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,18 +101,18 @@ pub struct Store {
 
 impl Store {
     /// Opens the data directory `data_dir` (canonical, existing) on a new storage thread.
-    pub async fn open(data_dir: PathBuf) -> Result<Store, StorageError> {
+    pub async fn open(data_dir: PathBuf, options: StoreOptions) -> Result<Store, StorageError> {
         let (commands, inbox) = mpsc::unbounded_channel();
         let (opened_tx, opened_rx) = oneshot::channel();
         let gate = Arc::new(ReadGate::default());
         let thread_gate = Arc::clone(&gate);
         thread::Builder::new()
             .name("ctxd-storage".to_owned())
-            .spawn(move || match Storage::open(&data_dir) {
+            .spawn(move || match Storage::open(&data_dir, options) {
                 Ok(storage) => {
                     thread_gate.open(Arc::clone(&storage.side));
                     let _ = opened_tx.send(Ok(()));
-                    run(Some(storage), &data_dir, &thread_gate, inbox);
+                    run(Some(storage), &data_dir, options, &thread_gate, inbox);
                 }
                 Err(e) => {
                     let _ = opened_tx.send(Err(e));
@@ -306,6 +324,9 @@ struct Storage {
     text: TextStore,
     vectors: VectorStore,
     side: Arc<ReadSide>,
+    /// The ANN environment and its builder, while some collection is in the tier.
+    ann: Option<AnnRuntime>,
+    data_dir: PathBuf,
     /// Set when a group committed in SQLite but not in LMDB: writes stop until a restart
     /// replays the journal.
     broken: Option<String>,
@@ -313,34 +334,62 @@ struct Storage {
     hold_journal: Option<u64>,
 }
 
+/// The open ANN environment and the thread building in it.
+struct AnnRuntime {
+    env: Arc<AnnEnv>,
+    builder: Builder,
+}
+
 /// The in-memory vector sets of a closed store and the generation they reflect: kept across a
 /// release (they are memory, not handles) so an unchanged store resumes without rebuilding them.
 type Parked = (u64, HashMap<u16, SharedVectorSet>);
 
 impl Storage {
-    fn open(data_dir: &Path) -> Result<Storage, StorageError> {
-        Storage::open_reusing(data_dir, None)
+    fn open(data_dir: &Path, options: StoreOptions) -> Result<Storage, StorageError> {
+        Storage::open_reusing(data_dir, None, options)
     }
 
     /// Opens the store; `parked` vector sets are reused if they reflect the generation found.
-    fn open_reusing(data_dir: &Path, parked: Option<Parked>) -> Result<Storage, StorageError> {
+    fn open_reusing(
+        data_dir: &Path,
+        parked: Option<Parked>,
+        options: StoreOptions,
+    ) -> Result<Storage, StorageError> {
         let fresh = is_fresh(data_dir)?;
         manifest::load_or_create(data_dir, fresh)?;
         let text = TextStore::open(data_dir)?;
         let vectors = VectorStore::open(data_dir)?;
         let generation = replay(&text, &vectors)?;
         let catalog = Catalog::load(text.conn())?;
-        let sets = match parked {
+        let ann_side = AnnSide::new(options.ann_threshold);
+        let ann_env = open_ann(data_dir, &vectors, &catalog, generation, &ann_side)?;
+        let mut sets = match parked {
             Some((parked_generation, sets)) if parked_generation == generation => sets,
-            _ => load_sets(&catalog, &vectors)?,
+            _ => HashMap::new(),
         };
+        // A collection served by a built index keeps no full in-memory set; every other one
+        // needs it.
+        {
+            let tier = ann_side.collections();
+            let built = |id: &u16| {
+                tier.get(id)
+                    .is_some_and(|s| s.read().unwrap_or_else(|e| e.into_inner()).built)
+            };
+            sets.retain(|id, _| !built(id));
+            load_sets(&catalog, &vectors, &mut sets, |id| !built(&id))?;
+        }
         let side = Arc::new(ReadSide::new(
             vectors.reader(),
             catalog,
             sets,
             generation,
             text.path().to_owned(),
+            ann_side,
         ));
+        let ann = match ann_env {
+            Some(env) => Some(start_ann(&side, env)?),
+            None => None,
+        };
         {
             let catalog = side.catalog();
             tracing::info!(
@@ -355,29 +404,72 @@ impl Storage {
             text,
             vectors,
             side,
+            ann,
+            data_dir: data_dir.to_owned(),
             broken: None,
             hold_journal: None,
         })
     }
 
-    /// Shuts the read gate, waits for reads, then closes SQLite first (checkpoint, close) and
-    /// LMDB second; both are attempted even if the first fails, and the first error is
+    /// Opens the ANN environment once a collection has entered the tier at runtime.
+    fn ensure_ann(&mut self) {
+        if self.ann.is_some() || self.side.ann.is_empty() {
+            return;
+        }
+        // Nothing was in the tier at open, so whatever is on disk is stale: start empty.
+        let started = AnnEnv::open(&self.data_dir, false)
+            .map_err(StorageError::from)
+            .and_then(|env| start_ann(&self.side, env));
+        match started {
+            Ok(runtime) => self.ann = Some(runtime),
+            // Searches keep using the full in-memory sets; the next write tries again.
+            Err(e) => tracing::error!("cannot open the ANN index: {e}"),
+        }
+    }
+
+    /// Stops the ANN builder (cancelling a running build), shuts the read gate, waits for
+    /// reads, then closes SQLite first (checkpoint, close), the ANN environment (saving what
+    /// is pending) and LMDB last; all are attempted even if one fails, and the first error is
     /// returned.
     fn close(self, gate: &ReadGate) -> Result<(), StorageError> {
-        let lent = gate.close();
-        drop(lent);
         let Storage {
             text,
             vectors,
             side,
+            ann,
             ..
         } = self;
+        let ann = ann.map(|runtime| {
+            side.ann.stop();
+            runtime.builder.join();
+            runtime.env
+        });
+        let lent = gate.close();
+        drop(lent);
+        let generation = side.generation();
+        let saved = ann.as_ref().map(|env| save_ann(env, &side));
         // The last reference: dropping it closes the pooled read connections and the LMDB
-        // reader handle, which must be gone before the checkpoint and the env close.
+        // reader handles, which must be gone before the checkpoint and the env closes.
         drop(side);
         let text = text.close();
+        let ann_closed = match ann {
+            Some(env) => match Arc::try_unwrap(env) {
+                Ok(env) => env.close().map_err(StorageError::from),
+                Err(_) => Err(StorageError::Corrupt(
+                    "the ANN index is still referenced at close".to_owned(),
+                )),
+            },
+            None => Ok(()),
+        };
+        // Trust the ANN index at the next open only if it is complete on disk and closed.
+        if ann_closed.is_ok()
+            && let Some(Ok(())) = saved
+            && let Err(e) = vectors.set_ann_clean(generation)
+        {
+            tracing::warn!("cannot mark the ANN index clean (it is rebuilt at next open): {e}");
+        }
         let vectors = vectors.close();
-        text.and(vectors)
+        text.and(ann_closed).and(vectors)
     }
 
     fn write_group(&mut self, group: Vec<(WriteOp, Reply<Written>)>) {
@@ -399,6 +491,7 @@ impl Storage {
                 for (result, reply) in results.into_iter().zip(replies) {
                     let _ = reply.send(result);
                 }
+                self.ensure_ann();
             }
             Err(e) => {
                 tracing::error!("write failed: {e}");
@@ -463,15 +556,19 @@ pub fn check_offline(data_dir: &Path) -> Result<CheckResult, StorageError> {
     Ok(result)
 }
 
-/// Builds every collection's in-memory vector set from LMDB.
+/// Builds the in-memory vector set from LMDB of every collection `wanted` that `sets` lacks.
 fn load_sets(
     catalog: &Catalog,
     vectors: &VectorStore,
-) -> Result<HashMap<u16, SharedVectorSet>, StorageError> {
+    sets: &mut HashMap<u16, SharedVectorSet>,
+    wanted: impl Fn(u16) -> bool,
+) -> Result<(), StorageError> {
     let reader = vectors.reader();
     let rtxn = reader.read_txn()?;
-    let mut sets = HashMap::new();
     for collection in catalog.iter() {
+        if sets.contains_key(&collection.id) || !wanted(collection.id) {
+            continue;
+        }
         let mut set = VectorSet::new(collection.dimension as usize, collection.distance);
         // An upper bound (documents without vectors count too), so the buffer never regrows.
         set.reserve(usize::try_from(collection.count).unwrap_or(0));
@@ -480,13 +577,135 @@ fn load_sets(
         })?;
         sets.insert(collection.id, Arc::new(RwLock::new(set)));
     }
-    Ok(sets)
+    Ok(())
+}
+
+/// Decides, at open, which collections are in the ANN tier and whether their indexes can be
+/// used as they are; opens the ANN environment if any collection is in the tier.
+///
+/// An index is reused only after a clean close at exactly this generation (the marker in the
+/// main store), when its record matches the collection, arroy reads it as built, and the keys
+/// it holds differ from the main store's only in keys recorded as pending. Anything else is
+/// rebuilt from the main store in the background (searches use the full in-memory set
+/// meanwhile). With no collection in the tier, the directory is removed.
+fn open_ann(
+    data_dir: &Path,
+    vectors: &VectorStore,
+    catalog: &Catalog,
+    generation: u64,
+    tier: &AnnSide,
+) -> Result<Option<AnnEnv>, StorageError> {
+    let marker = vectors.take_ann_clean()?;
+    let reader = vectors.reader();
+    let rtxn = reader.read_txn()?;
+    let mut qualifying = Vec::new();
+    for collection in catalog.iter() {
+        // The document count bounds the vector count: most collections skip the key scan.
+        if !tier.qualifies(collection.count) {
+            continue;
+        }
+        let keys = reader.keys(&rtxn, collection.id)?;
+        if tier.qualifies(keys.len()) {
+            qualifying.push((collection, keys));
+        }
+    }
+    if qualifying.is_empty() {
+        ann::remove(data_dir)?;
+        return Ok(None);
+    }
+    let trusted = marker == Some(generation) && ann::dir(data_dir).exists();
+    let env = AnnEnv::open(data_dir, trusted)?;
+    let records = if trusted {
+        env.records()?
+    } else {
+        HashMap::new()
+    };
+    let ann_reader = env.reader();
+    let mut reused = Vec::new();
+    for (collection, keys) in qualifying {
+        let dimension = collection.dimension as usize;
+        let mut state = AnnCollection::new(dimension, collection.distance);
+        let usable = records.get(&collection.id).filter(|record| {
+            record.dimension == collection.dimension
+                && record.distance == collection.distance
+                && ann_reader
+                    .built_items(collection.id, collection.distance)
+                    .is_ok_and(|(built_dimension, items)| {
+                        built_dimension == dimension && (&items ^ &keys).is_subset(&record.pending)
+                    })
+        });
+        if let Some(record) = usable {
+            // Resume from the last build: only the pending keys are searched fresh.
+            for key in &record.pending {
+                match reader.get(&rtxn, collection.id, key)? {
+                    Some(vector) => state.put(key, &vector, generation),
+                    None => state.delete(key, generation),
+                }
+            }
+            state.built = true;
+            reused.push(collection.id);
+        }
+        tracing::info!(
+            collection = %collection.name,
+            vectors = keys.len(),
+            reused = state.built,
+            pending = state.pending_len(),
+            "collection in the ANN tier"
+        );
+        tier.insert(collection.id, state);
+    }
+    drop(ann_reader);
+    // Indexes nothing reuses (dropped collections, collections no longer in the tier) are
+    // removed by the builder; a collection rebuilt from scratch clears its own.
+    tier.drop_indexes(
+        env.indexes()
+            .map_err(StorageError::from)?
+            .into_iter()
+            .filter(|id| !reused.contains(id)),
+    );
+    Ok(Some(env))
+}
+
+/// Lends the ANN environment to searches and starts its builder.
+fn start_ann(side: &Arc<ReadSide>, env: AnnEnv) -> Result<AnnRuntime, StorageError> {
+    let env = Arc::new(env);
+    side.ann.set_reader(Some(env.reader()));
+    let builder = Builder::start(Arc::clone(side), Arc::clone(&env))
+        .map_err(StorageError::io("cannot start the ANN builder thread", "."))?;
+    Ok(AnnRuntime { env, builder })
+}
+
+/// Saves what a clean close must remember: each built collection's pending keys.
+fn save_ann(env: &AnnEnv, side: &ReadSide) -> Result<(), StorageError> {
+    let records: Vec<(u16, Record)> = side
+        .ann
+        .collections()
+        .iter()
+        .filter_map(|(&id, state)| {
+            let state = state.read().unwrap_or_else(|e| e.into_inner());
+            state.built.then(|| {
+                (
+                    id,
+                    Record {
+                        dimension: state.dimension() as u32,
+                        distance: state.distance(),
+                        pending: state.pending().clone(),
+                    },
+                )
+            })
+        })
+        .collect();
+    env.save(&records).map_err(|e| {
+        tracing::warn!("cannot save the ANN index state (it is rebuilt at next open): {e}");
+        StorageError::from(e)
+    })
 }
 
 /// The storage thread's loop: commands in arrival order; consecutive writes form one group.
 fn run(
     mut storage: Option<Storage>,
     data_dir: &Path,
+    options: StoreOptions,
     gate: &ReadGate,
     mut inbox: mpsc::UnboundedReceiver<Command>,
 ) {
@@ -567,7 +786,7 @@ fn run(
                 parked = None;
                 let result = match storage {
                     Some(_) => Ok(()),
-                    None => Storage::open_reusing(data_dir, reuse).and_then(|opened| {
+                    None => Storage::open_reusing(data_dir, reuse, options).and_then(|opened| {
                         if verify {
                             let report = check::run(opened.text.conn(), &opened.vectors)?;
                             if !report.passed {

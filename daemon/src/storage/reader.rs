@@ -7,6 +7,7 @@
 //! a read in progress.
 
 use super::StorageError;
+use super::ann_state::AnnSide;
 use super::catalog::{Catalog, Collection};
 use super::fts::TermStats;
 use super::text;
@@ -34,6 +35,8 @@ pub struct ReadSide {
     pub sets: RwLock<HashMap<u16, SharedVectorSet>>,
     /// The last committed generation.
     pub generation: AtomicU64,
+    /// The ANN tier: collections served by arroy indexes, their pending changes.
+    pub ann: AnnSide,
     text_path: PathBuf,
     pool: Mutex<Vec<Connection>>,
     term_stats: Mutex<HashMap<u16, Arc<TermStats>>>,
@@ -47,12 +50,14 @@ impl ReadSide {
         sets: HashMap<u16, SharedVectorSet>,
         generation: u64,
         text_path: PathBuf,
+        ann: AnnSide,
     ) -> ReadSide {
         ReadSide {
             vectors,
             catalog: RwLock::new(catalog),
             sets: RwLock::new(sets),
             generation: AtomicU64::new(generation),
+            ann,
             text_path,
             pool: Mutex::new(Vec::new()),
             term_stats: Mutex::new(HashMap::new()),

@@ -5,6 +5,7 @@
 //! lists rank only candidates, so the filtered top k is the exact filtered top k (DESIGN §6).
 
 use super::StorageError;
+use super::ann;
 use super::catalog::Collection;
 use super::documents::{self, Selection};
 use super::fts;
@@ -102,6 +103,7 @@ pub fn search(side: &ReadSide, params: &Search) -> Result<SearchResult, StorageE
             query,
             candidates.as_ref(),
             depth,
+            k,
             params.exact,
             params.effort,
         )?,
@@ -238,12 +240,22 @@ fn lexical_list(
 }
 
 /// The `depth` nearest candidates by exact score.
+///
+/// Four paths, all ending in exact scores from LMDB (so a result is never a document the
+/// vector store no longer holds, nor scored by a stale copy):
+/// - `exact` (and not a small filter): every vector of the collection, from LMDB;
+/// - a small filtered candidate set: each candidate, from LMDB;
+/// - a collection in the ANN tier with a completed build: arroy's candidates (stale keys
+///   excluded) and the fresh set's, re-scored ([`ann_shortlist`]);
+/// - otherwise the in-memory quantized scan, its best `effort` × `depth` re-scored.
+#[allow(clippy::too_many_arguments)]
 fn vector_list(
     side: &ReadSide,
     collection: &Collection,
     query: &[f32],
     candidates: Option<&RoaringBitmap>,
     depth: usize,
+    k: usize,
     exact: bool,
     effort: Option<u32>,
 ) -> Result<Ranked, StorageError> {
@@ -251,13 +263,18 @@ fn vector_list(
     let rtxn = side.vectors.read_txn()?;
     let mut scored: Ranked = Vec::new();
     let small = candidates.is_some_and(|c| c.len() <= SMALL_CANDIDATES);
-    if exact && !small {
+    let effort = effort.map_or(DEFAULT_EFFORT, |e| e.max(1) as usize);
+    let rescore = (depth * effort).clamp(depth, MAX_RESCORE);
+    let exactly = |scored: &mut Ranked| {
         // Every vector of the collection (or every candidate), exactly.
         side.vectors.for_each(&rtxn, collection.id, |key, bytes| {
             if candidates.is_none_or(|c| c.contains(key)) {
                 scored.push((key, exact_score(distance, query, &decode_vector(bytes))));
             }
-        })?;
+        })
+    };
+    if exact && !small {
+        exactly(&mut scored)?;
     } else if let Some(candidates) = candidates.filter(|_| small) {
         for key in candidates {
             if let Some(vector) = side.vectors.get(&rtxn, collection.id, key)? {
@@ -265,27 +282,94 @@ fn vector_list(
             }
         }
     } else {
-        let Some(set) = side.set(collection.id) else {
-            return Ok(Vec::new());
+        // Taken before the tier is asked: a first build that completes meanwhile removes the
+        // set from the map, but this search keeps a consistent copy (see ann_state).
+        let full = side.set(collection.id);
+        let shortlist = match ann_shortlist(side, collection, query, candidates, depth, k, effort) {
+            Some(shortlist) => shortlist,
+            None => match full {
+                Some(set) => {
+                    let set = set.read().unwrap_or_else(|e| e.into_inner());
+                    match candidates {
+                        Some(c) => set.scan(query, rescore, Some(&|key| c.contains(key))),
+                        None => set.scan(query, rescore, None),
+                    }
+                    .into_iter()
+                    .map(|(key, _)| key)
+                    .collect()
+                }
+                None if side.ann.collection(collection.id).is_some() => {
+                    // In the tier, but its index cannot be read (logged by ann_shortlist):
+                    // exact, slower, still right.
+                    exactly(&mut scored)?;
+                    Vec::new()
+                }
+                None => Vec::new(),
+            },
         };
-        let effort = effort.map_or(DEFAULT_EFFORT, |e| e.max(1) as usize);
-        let rescore = (depth * effort).clamp(depth, MAX_RESCORE);
-        let shortlist = {
-            let set = set.read().unwrap_or_else(|e| e.into_inner());
-            match candidates {
-                Some(c) => set.scan(query, rescore, Some(&|key| c.contains(key))),
-                None => set.scan(query, rescore, None),
-            }
-        };
-        for (key, _) in shortlist {
+        for key in shortlist {
             if let Some(vector) = side.vectors.get(&rtxn, collection.id, key)? {
                 scored.push((key, exact_score(distance, query, &vector)));
             }
         }
     }
     scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.dedup_by_key(|(key, _)| *key);
     scored.truncate(depth);
     Ok(scored)
+}
+
+/// The candidates of a collection served by the ANN tier, to be re-scored exactly: arroy's
+/// nearest `depth` from the last build (searched with a budget sized for `k` and `effort`),
+/// without the keys changed since, plus the fresh set's best `effort` × `depth`. `None` when
+/// the collection is not (yet) served by a built index.
+fn ann_shortlist(
+    side: &ReadSide,
+    collection: &Collection,
+    query: &[f32],
+    candidates: Option<&RoaringBitmap>,
+    depth: usize,
+    k: usize,
+    effort: usize,
+) -> Option<Vec<u32>> {
+    let state = side.ann.collection(collection.id)?;
+    // The fresh results and the tombstones first, the index second (see ann_state).
+    let (mut shortlist, tombstones) = {
+        let state = state.read().unwrap_or_else(|e| e.into_inner());
+        if !state.built {
+            return None;
+        }
+        let rescore = (depth * effort).clamp(depth, MAX_RESCORE);
+        let fresh = match candidates {
+            Some(c) => state.scan_fresh(query, rescore, Some(&|key| c.contains(key))),
+            None => state.scan_fresh(query, rescore, None),
+        };
+        (fresh, state.tombstones())
+    };
+    let reader = side.ann.reader()?;
+    let found = reader.nns(&ann::Query {
+        collection: collection.id,
+        distance: collection.distance,
+        vector: query,
+        count: depth,
+        k,
+        effort,
+        candidates,
+        exclude: &tombstones,
+    });
+    match found {
+        Ok(keys) => {
+            shortlist.extend(keys);
+            Some(shortlist)
+        }
+        Err(e) => {
+            tracing::warn!(
+                collection = %collection.name,
+                "the ANN index cannot be searched ({e}); searching exactly"
+            );
+            None
+        }
+    }
 }
 
 /// One list as the result: its top k with its own scores.

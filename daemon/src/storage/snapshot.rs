@@ -87,7 +87,9 @@ pub fn copy_stores(
 /// Opens the copy (replaying its journal), checks its generation, describes it, and renames it
 /// into place (steps 4–5).
 pub fn finish(tmp: &Path, dest: &Path, generation: u64) -> Result<Vec<SnapshotFile>, StorageError> {
-    let opened = Storage::open(tmp)?;
+    // Without the ANN tier: a snapshot leaves the derived ANN index out (the daemon that serves
+    // it rebuilds it), and proving the copy opens needs no index.
+    let opened = Storage::open(tmp, super::StoreOptions::default())?;
     let held = opened.side.generation();
     opened.close(&ReadGate::default())?;
     if held != generation {

@@ -160,12 +160,13 @@ impl VectorSet {
     }
 
     /// The number of values per vector.
-    #[allow(
-        dead_code,
-        reason = "for status reporting and loading; not every caller exists yet"
-    )]
     pub fn dimension(&self) -> usize {
         self.dimension
+    }
+
+    /// How vectors are compared.
+    pub fn distance(&self) -> Distance {
+        self.distance
     }
 
     /// Reserves room for `additional` more vectors (loading a collection at open knows its size;

@@ -27,16 +27,19 @@ pub const DIR_NAME: &str = "vectors";
 /// The LMDB map size: the most the environment may grow to. On Unix the file grows only as
 /// data is written, so a large map costs address space, not disk.
 #[cfg(unix)]
-const MAP_SIZE: usize = 1 << 40;
+pub(crate) const MAP_SIZE: usize = 1 << 40;
 /// On Windows LMDB grows `data.mdb` to the whole map size at open, so start smaller.
 #[cfg(windows)]
-const MAP_SIZE: usize = 1 << 30;
+pub(crate) const MAP_SIZE: usize = 1 << 30;
 
 /// Named databases inside the environment: `vectors`, `meta`, and room for the ANN indexes.
 const MAX_DBS: u32 = 16;
 
 /// How long closing waits for the environment to be released by every holder.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `meta` key of the ANN clean-close marker.
+const ANN_CLEAN: &str = "ann_clean";
 
 /// The key of a vector: collection, then document key, both big-endian so a collection is one
 /// key range in key order.
@@ -137,6 +140,30 @@ impl VectorStore {
         Ok(self.meta.get(&rtxn, "generation")?.unwrap_or(0))
     }
 
+    /// Reads and removes the "ANN index closed cleanly at generation G" marker (see
+    /// `storage::ann`): a marker is valid for one open only, so a crash after this open can
+    /// never be mistaken for a clean stop. Removing it costs a durable commit, only when present.
+    pub fn take_ann_clean(&self) -> Result<Option<u64>, StorageError> {
+        let rtxn = self.env.read_txn()?;
+        let marker = self.meta.get(&rtxn, ANN_CLEAN)?;
+        drop(rtxn);
+        if marker.is_some() {
+            let mut wtxn = self.env.write_txn()?;
+            self.meta.delete(&mut wtxn, ANN_CLEAN)?;
+            wtxn.commit()?;
+        }
+        Ok(marker)
+    }
+
+    /// Records that the ANN environment was closed cleanly while this store was at
+    /// `generation` (durable: written after the ANN environment was synced and closed).
+    pub fn set_ann_clean(&self, generation: u64) -> Result<(), StorageError> {
+        let mut wtxn = self.env.write_txn()?;
+        self.meta.put(&mut wtxn, ANN_CLEAN, &generation)?;
+        wtxn.commit()?;
+        Ok(())
+    }
+
     /// Applies `changes` in order and records `generation`, in one durable transaction.
     pub fn commit(&self, changes: &[VectorChange], generation: u64) -> Result<(), StorageError> {
         let mut wtxn = self.env.write_txn()?;
@@ -229,6 +256,43 @@ impl VectorReader {
             }
         }
         Ok(ids)
+    }
+
+    /// The keys of every vector of a collection (values are not read: LMDB keeps vectors this
+    /// large on their own overflow pages, so this touches only the key pages).
+    pub fn keys(
+        &self,
+        rtxn: &RoTxn<'_, WithoutTls>,
+        collection: u16,
+    ) -> Result<roaring::RoaringBitmap, StorageError> {
+        let mut keys = roaring::RoaringBitmap::new();
+        let prefix = collection.to_be_bytes();
+        for entry in self
+            .vectors
+            .remap_data_type::<heed::types::DecodeIgnore>()
+            .prefix_iter(rtxn, &prefix)?
+        {
+            let (key, ()) = entry?;
+            keys.insert(u32::from_be_bytes([key[2], key[3], key[4], key[5]]));
+        }
+        Ok(keys)
+    }
+
+    /// Calls `each(key, vector)` for the vectors of a collection, in key order, until it
+    /// returns false.
+    pub fn for_each_while(
+        &self,
+        rtxn: &RoTxn<'_, WithoutTls>,
+        collection: u16,
+        mut each: impl FnMut(u32, &[u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        for entry in self.vectors.prefix_iter(rtxn, &collection.to_be_bytes())? {
+            let (key, value) = entry?;
+            if !each(u32::from_be_bytes([key[2], key[3], key[4], key[5]]), value) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Calls `each(key, vector)` for every vector of a collection, in key order.

@@ -17,6 +17,7 @@
 //! many requests (group commit), each request still atomic and with its own generation.
 
 use super::StorageError;
+use super::ann_state::AnnCollection;
 use super::catalog::{self, Catalog, Collection};
 use super::documents::{self, Selection};
 use super::filter_sql;
@@ -140,7 +141,7 @@ pub fn commit_group(
     let vectors_committed = started.elapsed();
 
     *side.catalog.write().unwrap_or_else(|e| e.into_inner()) = catalog;
-    apply_effects(side, effects);
+    apply_effects(side, effects, generation);
     side.generation.store(generation, Ordering::Release);
     tracing::debug!(
         requests = results.len(),
@@ -375,9 +376,13 @@ fn delete(
     })
 }
 
-/// Applies committed changes to the in-memory vector sets, in commit order.
-fn apply_effects(side: &ReadSide, effects: Vec<Effect>) {
+/// Applies committed changes to the in-memory vector sets and the ANN tier's pending state,
+/// in commit order. Changes are stamped with the group's last `generation` (an upper bound of
+/// each one's own): a build that saw that generation saw them all.
+fn apply_effects(side: &ReadSide, effects: Vec<Effect>, generation: u64) {
     let mut sets = side.sets.write().unwrap_or_else(|e| e.into_inner());
+    let mut grown = Vec::new();
+    let mut ann_changed = false;
     for effect in effects {
         match effect {
             Effect::NewSet(id, dimension, distance) => {
@@ -388,6 +393,7 @@ fn apply_effects(side: &ReadSide, effects: Vec<Effect>) {
             }
             Effect::DropSet(id) => {
                 sets.remove(&id);
+                side.ann.remove(id);
                 side.forget(id);
             }
             Effect::Vector(VectorChange::Put {
@@ -399,14 +405,46 @@ fn apply_effects(side: &ReadSide, effects: Vec<Effect>) {
                     set.write()
                         .unwrap_or_else(|e| e.into_inner())
                         .upsert(key, &vector);
+                    grown.push(collection);
+                }
+                if let Some(state) = side.ann.collection(collection) {
+                    state
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .put(key, &vector, generation);
+                    ann_changed = true;
                 }
             }
             Effect::Vector(VectorChange::Delete { collection, key }) => {
                 if let Some(set) = sets.get(&collection) {
                     set.write().unwrap_or_else(|e| e.into_inner()).remove(key);
                 }
+                if let Some(state) = side.ann.collection(collection) {
+                    state
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .delete(key, generation);
+                    ann_changed = true;
+                }
             }
             Effect::Vector(VectorChange::Clear { .. }) => {}
         }
+    }
+    // A collection that grew to the threshold enters the ANN tier: its first build starts in
+    // the background, and until it completes searches keep scanning its full set.
+    grown.sort_unstable();
+    grown.dedup();
+    for id in grown {
+        let Some(set) = sets.get(&id) else { continue };
+        let set = set.read().unwrap_or_else(|e| e.into_inner());
+        if side.ann.qualifies(set.len() as u64) && side.ann.collection(id).is_none() {
+            side.ann
+                .insert(id, AnnCollection::new(set.dimension(), set.distance()));
+            ann_changed = true;
+        }
+    }
+    drop(sets);
+    if ann_changed {
+        side.ann.notify();
     }
 }
