@@ -7,12 +7,14 @@
 //! caused it were acknowledged, so there is nothing a client could wait on instead.
 
 use crate::data::{create, doc, filter};
-use crate::support::{Daemon, EXIT_TIMEOUT, Rng, Scratch, Start, eventually};
+use crate::support::{
+    Daemon, EXIT_TIMEOUT, Rng, Scratch, Start, eventually, handles_into, hit_ids,
+};
 use ctxd_client::Client;
 use ctxd_proto::{Delete, Resume, Search, SearchMode, Upsert};
 use serde_json::json;
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long a background build may take in a debug daemon on a busy 2-core machine.
@@ -113,21 +115,10 @@ fn wait_until_built(daemon: &Daemon, collection: &str) {
 
 /// The id of the nearest vector.
 async fn nearest(client: &Client, collection: &str, vector: &[f32]) -> Option<String> {
-    ids(client, vector_search(collection, vector, 1, false))
+    hit_ids(client, vector_search(collection, vector, 1, false))
         .await
         .into_iter()
         .next()
-}
-
-async fn ids(client: &Client, params: Search) -> Vec<String> {
-    client
-        .search(params)
-        .await
-        .expect("search")
-        .hits
-        .into_iter()
-        .map(|h| h.id)
-        .collect()
 }
 
 /// Mean recall@10 of default searches against `exact: true` over `queries`.
@@ -147,8 +138,8 @@ async fn recall_at(
     for query in queries {
         let mut params = vector_search(collection, query, 10, false);
         params.effort = effort;
-        let approximate: HashSet<String> = ids(client, params).await.into_iter().collect();
-        let exact = ids(client, vector_search(collection, query, 10, true)).await;
+        let approximate: HashSet<String> = hit_ids(client, params).await.into_iter().collect();
+        let exact = hit_ids(client, vector_search(collection, query, 10, true)).await;
         wanted += exact.len();
         found += exact.iter().filter(|id| approximate.contains(*id)).count();
     }
@@ -227,7 +218,7 @@ async fn ann_search_recall_read_your_writes_and_deletes() {
             })
             .await
             .expect("upsert");
-        let top = ids(&client, vector_search("ann", &fresh, 3, false)).await;
+        let top = hit_ids(&client, vector_search("ann", &fresh, 3, false)).await;
         assert_eq!(
             top.first(),
             Some(&id),
@@ -272,10 +263,10 @@ async fn ann_search_recall_read_your_writes_and_deletes() {
             .await
             .expect("delete");
         deleted.insert(gone.clone());
-        let found = ids(&client, vector_search("ann", vector, 10, false)).await;
+        let found = hit_ids(&client, vector_search("ann", vector, 10, false)).await;
         assert!(!found.contains(gone), "round {round}: {gone} was deleted");
         for query in queries.iter().take(3) {
-            let found = ids(&client, vector_search("ann", query, 50, false)).await;
+            let found = hit_ids(&client, vector_search("ann", query, 50, false)).await;
             assert!(
                 found.iter().all(|id| !deleted.contains(id)),
                 "round {round}: a deleted id was returned"
@@ -284,7 +275,7 @@ async fn ann_search_recall_read_your_writes_and_deletes() {
     }
     // Once the builder has caught up, everything still holds, now from the index.
     wait_until_built(&daemon, "ann");
-    let top = ids(&client, vector_search("ann", &docs[2].1, 10, false)).await;
+    let top = hit_ids(&client, vector_search("ann", &docs[2].1, 10, false)).await;
     assert!(!top.contains(&docs[2].0));
     for (id, vector) in docs.iter().skip(500).step_by(97) {
         assert_eq!(
@@ -294,24 +285,6 @@ async fn ann_search_recall_read_your_writes_and_deletes() {
     }
     let settled = recall(&client, "ann", &queries).await;
     assert!(settled >= 0.95, "recall@10 after the builds {settled}");
-}
-
-/// Every file descriptor and mapping of `pid` into `dir`.
-fn handles_into(pid: u32, dir: &Path) -> Vec<PathBuf> {
-    let mut held: Vec<PathBuf> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("fd table")
-        .flatten()
-        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
-        .filter(|target| target.starts_with(dir))
-        .collect();
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
-    held.extend(
-        maps.lines()
-            .filter_map(|line| line.split_whitespace().nth(5))
-            .map(PathBuf::from)
-            .filter(|path| path.starts_with(dir)),
-    );
-    held
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -460,7 +433,7 @@ async fn a_clean_restart_reuses_the_index_and_its_pending_changes() {
             Some(id.as_str())
         );
     }
-    let found = ids(&client, vector_search("r", &docs[0].1, 10, false)).await;
+    let found = hit_ids(&client, vector_search("r", &docs[0].1, 10, false)).await;
     assert!(!found.contains(&gone));
     let queries: Vec<Vec<f32>> = (0..20).map(|_| random_vector(&mut rng)).collect();
     let reused = recall(&client, "r", &queries).await;

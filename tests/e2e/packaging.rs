@@ -92,34 +92,29 @@ fn verify(units: &[PathBuf], user: bool, scratch: &Path) {
     );
 }
 
-#[test]
-fn the_system_units_pass_systemd_analyze_verify() {
+/// Stages the units of `packaging/systemd/<subdir>` (installed binary `from`) and verifies them.
+fn verify_units(subdir: &str, from: &str, user: bool) {
     if !systemd_analyze_available() {
         return;
     }
     let scratch = tempfile::tempdir().expect("temp dir");
     let units = stage_units(
-        &units_dir(),
-        &scratch.path().join("system"),
-        "/usr/local/bin/ctxd",
+        &units_dir().join(subdir),
+        &scratch.path().join("units"),
+        from,
     );
     assert_eq!(units.len(), 2, "ctxd.service and ctxd.socket: {units:?}");
-    verify(&units, false, scratch.path());
+    verify(&units, user, scratch.path());
+}
+
+#[test]
+fn the_system_units_pass_systemd_analyze_verify() {
+    verify_units("", "/usr/local/bin/ctxd", false);
 }
 
 #[test]
 fn the_user_units_pass_systemd_analyze_verify() {
-    if !systemd_analyze_available() {
-        return;
-    }
-    let scratch = tempfile::tempdir().expect("temp dir");
-    let units = stage_units(
-        &units_dir().join("user"),
-        &scratch.path().join("user"),
-        "%h/.cargo/bin/ctxd",
-    );
-    assert_eq!(units.len(), 2, "ctxd.service and ctxd.socket: {units:?}");
-    verify(&units, true, scratch.path());
+    verify_units("user", "%h/.cargo/bin/ctxd", true);
 }
 
 #[test]

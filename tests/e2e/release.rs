@@ -2,34 +2,11 @@
 //! release, several holders, expiry, and copies that a second daemon serves.
 
 use crate::data::{create, doc};
-use crate::support::{Daemon, Scratch, Start};
+use crate::support::{Daemon, Scratch, Start, handles_into};
 use ctxd_proto::{Count, ErrorCode, Release, Renew, Resume, State, Upsert};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Paths under `dir` that process `pid` holds open or mapped, per `/proc`.
-fn handles_into(pid: u32, dir: &Path) -> Vec<PathBuf> {
-    let mut held = Vec::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("fd table")
-        .flatten()
-    {
-        if let Ok(target) = std::fs::read_link(entry.path())
-            && target.starts_with(dir)
-        {
-            held.push(target);
-        }
-    }
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
-    held.extend(
-        maps.lines()
-            .filter_map(|line| line.split_whitespace().nth(5))
-            .map(PathBuf::from)
-            .filter(|path| path.starts_with(dir)),
-    );
-    held
-}
 
 fn release(holder: &str, ttl_s: u64) -> Release {
     Release {

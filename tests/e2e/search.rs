@@ -2,7 +2,7 @@
 //! read-your-writes.
 
 use crate::data::{create, doc, filter};
-use crate::support::{Daemon, Rng, Scratch};
+use crate::support::{Daemon, Rng, Scratch, hit_ids};
 use ctxd_client::Client;
 use ctxd_proto::{ErrorCode, Field, Search, SearchMode, Upsert, Weights};
 use serde_json::json;
@@ -21,17 +21,6 @@ fn search(collection: &str) -> Search {
         exact: false,
         effort: None,
     }
-}
-
-async fn hit_ids(client: &Client, params: Search) -> Vec<String> {
-    client
-        .search(params)
-        .await
-        .expect("search")
-        .hits
-        .into_iter()
-        .map(|h| h.id)
-        .collect()
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {

@@ -415,3 +415,38 @@ impl Rng {
         (self.next() % 20_000) as f32 / 10_000.0 - 1.0
     }
 }
+
+/// Paths under `dir` that process `pid` holds open or mapped, per `/proc`.
+pub fn handles_into(pid: u32, dir: &Path) -> Vec<PathBuf> {
+    let mut held = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd table")
+        .flatten()
+    {
+        if let Ok(target) = std::fs::read_link(entry.path())
+            && target.starts_with(dir)
+        {
+            held.push(target);
+        }
+    }
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    held.extend(
+        maps.lines()
+            .filter_map(|line| line.split_whitespace().nth(5))
+            .map(PathBuf::from)
+            .filter(|path| path.starts_with(dir)),
+    );
+    held
+}
+
+/// The ids a search returns, best first.
+pub async fn hit_ids(client: &Client, params: ctxd_proto::Search) -> Vec<String> {
+    client
+        .search(params)
+        .await
+        .expect("search")
+        .hits
+        .into_iter()
+        .map(|h| h.id)
+        .collect()
+}
