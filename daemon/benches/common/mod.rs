@@ -182,7 +182,7 @@ impl Daemon {
             .stderr
             .take()
             .map(|t| t.join().unwrap_or_default())
-            .unwrap_or_default();
+            .unwrap_or_else(|| self.stderr_so_far());
         eprintln!("ctxd stderr:\n{stderr}");
         panic!("ctxd {why} (exit: {status:?})");
     }
@@ -218,6 +218,11 @@ impl Daemon {
             ));
         }
         let status = self.child.wait().expect("cannot wait for the daemon");
+        // Its stderr reader announces the exit on the notify socket's path: let it finish
+        // first, or a restart's daemon may get the announcement (and be killed as exited).
+        if let Some(reader) = self.stderr.take() {
+            let _ = reader.join();
+        }
         if !status.success() {
             self.fail(&format!("stopped with {status}"));
         }
