@@ -140,6 +140,27 @@ impl Daemon {
         self.child.id()
     }
 
+    /// The daemon's resident memory now, from `/proc/<pid>/status` (None without procfs).
+    pub fn memory(&self) -> Option<Memory> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let kib = |name: &str| {
+            status.lines().find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(':')?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+        };
+        Some(Memory {
+            rss: kib("VmRSS")? * 1024,
+            anon: kib("RssAnon")? * 1024,
+            file: kib("RssFile")? * 1024,
+        })
+    }
+
     /// The socket it listens on.
     pub fn socket(&self) -> &Path {
         &self.socket
@@ -161,7 +182,7 @@ impl Daemon {
             .stderr
             .take()
             .map(|t| t.join().unwrap_or_default())
-            .unwrap_or_default();
+            .unwrap_or_else(|| self.stderr_so_far());
         eprintln!("ctxd stderr:\n{stderr}");
         panic!("ctxd {why} (exit: {status:?})");
     }
@@ -197,6 +218,11 @@ impl Daemon {
             ));
         }
         let status = self.child.wait().expect("cannot wait for the daemon");
+        // Its stderr reader announces the exit on the notify socket's path: let it finish
+        // first, or a restart's daemon may get the announcement (and be killed as exited).
+        if let Some(reader) = self.stderr.take() {
+            let _ = reader.join();
+        }
         if !status.success() {
             self.fail(&format!("stopped with {status}"));
         }
@@ -212,6 +238,38 @@ impl Drop for Daemon {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Resident memory of a process, in bytes: `rss` is `anon` (heap, the in-memory vector copies)
+/// plus `file` (pages of mapped files, here mostly LMDB, which the kernel can drop and re-read)
+/// plus a little shared memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    /// `VmRSS`.
+    pub rss: u64,
+    /// `RssAnon`.
+    pub anon: u64,
+    /// `RssFile`.
+    pub file: u64,
+}
+
+/// Bytes allocated on disk to the files under `path` (0 if it does not exist).
+pub fn disk_usage(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !metadata.is_dir() {
+        return metadata.blocks() * 512;
+    }
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| disk_usage(&entry.path()))
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Whether `needle` occurs in `haystack`.
