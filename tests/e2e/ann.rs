@@ -6,7 +6,7 @@
 //! `ann build finished`), polled with `eventually`: the builder works after the writes that
 //! caused it were acknowledged, so there is nothing a client could wait on instead.
 
-use crate::data::{create, doc, filter};
+use crate::data::{create, doc, filter, put};
 use crate::support::{
     Daemon, EXIT_TIMEOUT, Rng, Scratch, Start, eventually, handles_into, hit_ids,
 };
@@ -211,13 +211,12 @@ async fn ann_search_recall_read_your_writes_and_deletes() {
         // A new document is its own nearest neighbour at once.
         let fresh = random_vector(&mut rng);
         let id = format!("new{round}");
-        client
-            .upsert(Upsert {
-                collection: "ann".into(),
-                documents: vec![doc(&id, None, Some(fresh.clone()), json!({"half": true}))],
-            })
-            .await
-            .expect("upsert");
+        put(
+            &client,
+            "ann",
+            vec![doc(&id, None, Some(fresh.clone()), json!({"half": true}))],
+        )
+        .await;
         let top = hit_ids(&client, vector_search("ann", &fresh, 3, false)).await;
         assert_eq!(
             top.first(),
@@ -462,13 +461,7 @@ async fn uniform_data_needs_more_effort() {
         })
         .collect();
     for chunk in docs.chunks(1000) {
-        client
-            .upsert(Upsert {
-                collection: "u".into(),
-                documents: chunk.to_vec(),
-            })
-            .await
-            .expect("upsert");
+        put(&client, "u", chunk.to_vec()).await;
     }
     wait_until_built(&daemon, "u");
     let queries: Vec<Vec<f32>> = (0..30).map(|_| uniform_vector(&mut rng)).collect();

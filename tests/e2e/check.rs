@@ -1,9 +1,9 @@
 //! `check`: online, offline on stopped and released directories and snapshots, and that it
 //! notices when the stores disagree.
 
-use crate::data::{create, doc};
+use crate::data::{create, doc, put};
 use crate::support::{Daemon, EXIT_TIMEOUT, Scratch, ctxd};
-use ctxd_proto::{Release, Upsert};
+use ctxd_proto::Release;
 use rustix::process::Signal;
 use serde_json::{Value, json};
 
@@ -22,13 +22,7 @@ async fn populated(scratch: &Scratch) -> Daemon {
             )
         })
         .collect();
-    client
-        .upsert(Upsert {
-            collection: "c".into(),
-            documents,
-        })
-        .await
-        .expect("upsert");
+    put(&client, "c", documents).await;
     daemon
 }
 

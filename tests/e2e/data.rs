@@ -30,6 +30,31 @@ pub async fn create(client: &Client, name: &str, dimension: u32) {
         .expect("create collection");
 }
 
+/// Upserts `documents` into `collection` in one request, which must succeed.
+pub async fn put(client: &Client, collection: &str, documents: Vec<Document>) {
+    client
+        .upsert(Upsert {
+            collection: collection.to_owned(),
+            documents,
+        })
+        .await
+        .expect("upsert");
+}
+
+/// `n` documents `d0`, `d1`, … with `text`, the vector `[i, 1]` and metadata `{"i": i}`.
+pub fn numbered(n: usize, text: &str) -> Vec<Document> {
+    (0..n)
+        .map(|i| {
+            doc(
+                &format!("d{i}"),
+                Some(text),
+                Some(vec![i as f32, 1.0]),
+                json!({"i": i}),
+            )
+        })
+        .collect()
+}
+
 pub fn filter(value: Value) -> Filter {
     Filter::from_value(&value).expect("a valid filter")
 }
@@ -363,13 +388,7 @@ async fn delete_by_ids_by_filter_and_both() {
             )
         })
         .collect();
-    client
-        .upsert(Upsert {
-            collection: "c".into(),
-            documents,
-        })
-        .await
-        .expect("upsert");
+    put(&client, "c", documents).await;
 
     let deleted = client
         .delete(Delete {
@@ -442,13 +461,7 @@ async fn get_pages_in_insertion_order_and_honours_include() {
             )
         })
         .collect();
-    client
-        .upsert(Upsert {
-            collection: "c".into(),
-            documents,
-        })
-        .await
-        .expect("upsert");
+    put(&client, "c", documents).await;
     let mut seen = Vec::new();
     for page in 0..3 {
         let got = ids(
@@ -511,13 +524,7 @@ async fn every_filter_operator_including_missing_fields_and_type_mismatches() {
         .iter()
         .map(|(id, m)| doc(id, Some("text"), Some(vec![1.0]), m.clone()))
         .collect();
-    client
-        .upsert(Upsert {
-            collection: "c".into(),
-            documents,
-        })
-        .await
-        .expect("upsert");
+    put(&client, "c", documents).await;
     let cases = [
         (json!({"year": 2020}), vec!["a"]),
         (json!({"year": {"$eq": "2020"}}), vec!["c"]),

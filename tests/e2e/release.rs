@@ -1,7 +1,7 @@
 //! Release leases: every handle closed (checked from outside the process), requests during a
 //! release, several holders, expiry, and copies that a second daemon serves.
 
-use crate::data::{create, doc};
+use crate::data::{create, doc, numbered, put};
 use crate::support::{Daemon, Scratch, Start, handles_into};
 use ctxd_proto::{Count, ErrorCode, Release, Renew, Resume, State, Upsert};
 use serde_json::json;
@@ -18,23 +18,18 @@ fn release(holder: &str, ttl_s: u64) -> Release {
 
 async fn seed(client: &ctxd_client::Client, n: usize) {
     create(client, "c", 2).await;
-    let documents = (0..n)
-        .map(|i| {
-            doc(
-                &format!("d{i}"),
-                Some("some text"),
-                Some(vec![i as f32, 1.0]),
-                json!({"i": i}),
-            )
-        })
-        .collect();
+    put(client, "c", numbered(n, "some text")).await;
+}
+
+/// Ends every lease; `what` names the step if it fails.
+async fn resume_all(client: &ctxd_client::Client, what: &str) -> ctxd_proto::ResumeResult {
     client
-        .upsert(Upsert {
-            collection: "c".into(),
-            documents,
+        .resume(Resume {
+            lease_id: None,
+            all: true,
         })
         .await
-        .expect("upsert");
+        .expect(what)
 }
 
 fn count(collection: &str) -> Count {
@@ -192,13 +187,7 @@ async fn the_daemon_reopens_only_when_the_last_lease_ends() {
         .expect("resume b");
     assert_eq!(after_two.state, State::Serving);
     // Resuming while serving is a no-op.
-    let again = client
-        .resume(Resume {
-            lease_id: None,
-            all: true,
-        })
-        .await
-        .expect("resume all");
+    let again = resume_all(&client, "resume all").await;
     assert_eq!(again.state, State::Serving);
 }
 
@@ -245,13 +234,7 @@ async fn a_copy_taken_while_released_is_served_by_a_second_daemon() {
     let lease = client.release(release("copy", 60)).await.expect("release");
     let copy = scratch.path("copy");
     copy_released(&daemon.data, &copy, &lease.files);
-    client
-        .resume(Resume {
-            lease_id: None,
-            all: true,
-        })
-        .await
-        .expect("resume");
+    resume_all(&client, "resume").await;
     // The original keeps serving; the copy is a valid data directory of its own.
     let second = Start::new(&scratch)
         .data(&copy)
@@ -388,13 +371,7 @@ async fn changed_files_are_verified_before_serving_again() {
         .expect("release");
     let older = scratch.path("older");
     copy_released(&daemon.data, &older, &first.files);
-    client
-        .resume(Resume {
-            lease_id: None,
-            all: true,
-        })
-        .await
-        .expect("resume");
+    resume_all(&client, "resume").await;
     client
         .upsert(Upsert {
             collection: "c".into(),
@@ -436,13 +413,7 @@ async fn changed_files_are_verified_before_serving_again() {
     for file in &first.files {
         std::fs::copy(older.join(&file.path), daemon.data.join(&file.path)).expect("restore");
     }
-    let resumed = client
-        .resume(Resume {
-            lease_id: None,
-            all: true,
-        })
-        .await
-        .expect("resume the restored copy");
+    let resumed = resume_all(&client, "resume the restored copy").await;
     assert_eq!(resumed.state, State::Serving);
     assert_eq!(client.count(count("c")).await.expect("count").count, 10);
     assert_eq!(client.status().await.expect("status").problem, None);

@@ -1,7 +1,7 @@
 //! Search: each mode, pre-filtering against brute force, fusion arithmetic, hostile queries,
 //! read-your-writes.
 
-use crate::data::{create, doc, filter};
+use crate::data::{create, doc, filter, put};
 use crate::support::{Daemon, Rng, Scratch, hit_ids};
 use ctxd_client::Client;
 use ctxd_proto::{ErrorCode, Field, Search, SearchMode, Upsert, Weights};
@@ -229,13 +229,7 @@ async fn filtered_search_equals_brute_force_filtered_search() {
             .iter()
             .map(|(id, v, bucket)| doc(id, None, Some(v.clone()), json!({"bucket": bucket})))
             .collect();
-        client
-            .upsert(Upsert {
-                collection: "points".into(),
-                documents,
-            })
-            .await
-            .expect("upsert");
+        put(&client, "points", documents).await;
     }
     let filters = [
         (json!({"bucket": 3}), &[3u64][..]),

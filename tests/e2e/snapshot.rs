@@ -1,6 +1,6 @@
 //! Online snapshots: consistent, verified, and complete for everything acknowledged before.
 
-use crate::data::{create, doc};
+use crate::data::{create, doc, numbered, put};
 use crate::support::{Daemon, Scratch, Start, ctxd};
 use crate::writers::{WriteLoad, assert_holds};
 use ctxd_proto::{Count, ErrorCode, Upsert};
@@ -29,23 +29,7 @@ async fn a_snapshot_is_a_verified_data_directory_of_its_own() {
     let daemon = Daemon::start(&scratch);
     let client = daemon.client().await;
     create(&client, "c", 2).await;
-    let documents = (0..30)
-        .map(|i| {
-            doc(
-                &format!("d{i}"),
-                Some("text"),
-                Some(vec![i as f32, 1.0]),
-                json!({"i": i}),
-            )
-        })
-        .collect();
-    client
-        .upsert(Upsert {
-            collection: "c".into(),
-            documents,
-        })
-        .await
-        .expect("upsert");
+    put(&client, "c", numbered(30, "text")).await;
     let generation = client.status().await.expect("status").generation;
 
     let dest = scratch.path("snap-1");
@@ -245,13 +229,12 @@ async fn concurrent_snapshots_to_one_destination_leave_exactly_one_valid_snapsho
     let daemon = Daemon::start(&scratch);
     let client = daemon.client().await;
     create(&client, "c", 2).await;
-    client
-        .upsert(Upsert {
-            collection: "c".into(),
-            documents: vec![doc("a", Some("text"), Some(vec![1.0, 2.0]), json!(null))],
-        })
-        .await
-        .expect("upsert");
+    put(
+        &client,
+        "c",
+        vec![doc("a", Some("text"), Some(vec![1.0, 2.0]), json!(null))],
+    )
+    .await;
     let dest = scratch.path("same");
     let other = daemon.client().await;
     let (first, second) = tokio::join!(
