@@ -43,14 +43,17 @@ impl ServeConfig {
     /// *that* unit's directories in them, so clients find a system daemon through `--socket`
     /// or `CTXD_SOCKET` instead.
     pub fn resolve(data_dir: Option<PathBuf>, socket: Option<PathBuf>) -> ServeConfig {
-        let socket = socket.or_else(ctxd_client::socket::from_env).or_else(|| {
-            service_runtime_dir().map(|dir| dir.join(ctxd_client::socket::SOCKET_FILE_NAME))
-        });
+        let socket = socket
+            .or_else(ctxd_client::socket::from_env)
+            .or_else(|| {
+                service_runtime_dir().map(|dir| dir.join(ctxd_client::socket::SOCKET_FILE_NAME))
+            })
+            .unwrap_or_else(ctxd_client::socket::default_socket);
         ServeConfig {
             data_dir: data_dir
                 .or_else(|| systemd_directory("STATE_DIRECTORY"))
                 .unwrap_or_else(default_data_dir),
-            socket: ctxd_client::socket::resolve(socket),
+            socket,
             max_frame: ctxd_proto::DEFAULT_MAX_FRAME,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             ann_threshold: DEFAULT_ANN_THRESHOLD,

@@ -61,9 +61,8 @@ pub struct Listener {
     // Field order is drop order: the socket goes before the lock that guards its name.
     inner: RawListener,
     /// `None` for a socket systemd passed: its name is systemd's, not ours to guard.
-    _guard: Option<platform::Guard>,
+    guard: Option<platform::Guard>,
     path: PathBuf,
-    activated: bool,
 }
 
 impl Listener {
@@ -81,23 +80,21 @@ impl Listener {
             }
             return Ok(Listener {
                 inner,
-                _guard: None,
+                guard: None,
                 path: passed,
-                activated: true,
             });
         }
         let (inner, guard) = platform::bind(path)?;
         Ok(Listener {
             inner,
-            _guard: Some(guard),
+            guard: Some(guard),
             path: path.to_owned(),
-            activated: false,
         })
     }
 
     /// Whether systemd passed this socket (socket activation).
     pub fn is_activated(&self) -> bool {
-        self.activated
+        self.guard.is_none()
     }
 
     /// The socket's path (or pipe name).
