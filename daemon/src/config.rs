@@ -1,5 +1,5 @@
 //! Where the daemon keeps its data and listens, resolved once at start from flags and the
-//! environment (DESIGN §3–§4).
+//! environment, and the parser of the duration flags.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -92,4 +92,14 @@ pub fn default_data_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     Path::new(&base).join("ctxd").join("data")
+}
+
+/// Parses `30s`, `10m`, `1h 30m`, `500ms`, or plain seconds (`30`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); try 30s, 10m or 1h"))
 }

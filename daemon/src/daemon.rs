@@ -79,7 +79,7 @@ pub(crate) async fn run_hosted(
     ));
     tracing::info!(
         pid = std::process::id(),
-        data_dir = %shared.data_dir.display(),
+        data_dir = %shared.data_dir().display(),
         socket = %shared.socket.display(),
         socket_activated = listener.is_activated(),
         lock = %data_lock.path().display(),
@@ -92,7 +92,7 @@ pub(crate) async fn run_hosted(
 
     server::serve(&listener, Arc::clone(&shared), config.drain_timeout).await;
 
-    let closed = shared.store.close().await;
+    let closed = shared.store().close().await;
     drop(listener);
     drop(data_lock);
     tracing::info!("stopped");
@@ -104,12 +104,9 @@ pub(crate) async fn run_hosted(
 /// Ends leases when their time is up (resuming when the last one ends), until shutdown.
 async fn expire_leases(shared: Arc<Shared>) {
     loop {
-        let next = shared
-            .releaser
-            .expire(&shared.store, &shared.data_dir)
-            .await;
+        let next = shared.lifecycle.expire().await;
         tokio::select! {
-            () = shared.releaser.changed_or(next) => {}
+            () = shared.lifecycle.changed_or(next) => {}
             _ = shared.shutdown.triggered() => return,
         }
     }

@@ -1,7 +1,7 @@
 //! Where a decoded request becomes an answer: one arm per operation.
 
 use crate::error::Error;
-use crate::release;
+use crate::lifecycle;
 use crate::shared::Shared;
 use crate::shutdown::Reason;
 use crate::storage::StorageError;
@@ -29,7 +29,7 @@ pub async fn handle(shared: &Shared, request: Request) -> (Vec<u8>, After) {
     // Data operations pass the release gate: they wait for (or fail during) a release, and a
     // release waits for them. Lifecycle operations work in every state.
     let _permit = if is_data_operation(&request.op) {
-        match shared.releaser.admit(request.wait_ms).await {
+        match shared.lifecycle.admit(request.wait_ms).await {
             Ok(permit) => Some(permit),
             Err(e) => return (encode::<Empty>(id, Err(e)), after),
         }
@@ -57,26 +57,29 @@ pub async fn handle(shared: &Shared, request: Request) -> (Vec<u8>, After) {
             encode(id, Ok(Empty {}))
         }
         Operation::CreateCollection(params) => {
-            encode(id, storage(shared.store.create_collection(params).await))
+            encode(id, storage(shared.store().create_collection(params).await))
         }
         Operation::DropCollection(params) => {
-            encode(id, storage(shared.store.drop_collection(params).await))
+            encode(id, storage(shared.store().drop_collection(params).await))
         }
-        Operation::Upsert(params) => encode(id, storage(shared.store.upsert(params).await)),
-        Operation::Delete(params) => encode(id, storage(shared.store.delete(params).await)),
-        Operation::ListCollections(_) => encode(id, storage(shared.store.list_collections().await)),
-        Operation::GetCollection(params) => {
-            encode(id, storage(shared.store.get_collection(params.name).await))
+        Operation::Upsert(params) => encode(id, storage(shared.store().upsert(params).await)),
+        Operation::Delete(params) => encode(id, storage(shared.store().delete(params).await)),
+        Operation::ListCollections(_) => {
+            encode(id, storage(shared.store().list_collections().await))
         }
-        Operation::Get(params) => encode(id, storage(shared.store.get(params).await)),
-        Operation::Count(params) => encode(id, storage(shared.store.count(params).await)),
-        Operation::Search(params) => encode(id, storage(shared.store.search(params).await)),
+        Operation::GetCollection(params) => encode(
+            id,
+            storage(shared.store().get_collection(params.name).await),
+        ),
+        Operation::Get(params) => encode(id, storage(shared.store().get(params).await)),
+        Operation::Count(params) => encode(id, storage(shared.store().count(params).await)),
+        Operation::Search(params) => encode(id, storage(shared.store().search(params).await)),
         Operation::Release(params) => encode(id, release(shared, params).await),
         Operation::Renew(params) => encode(
             id,
             ttl(params.ttl_s).and_then(|ttl| {
                 shared
-                    .releaser
+                    .lifecycle
                     .renew(&params.lease_id, ttl)
                     .map(|expires_at| RenewResult { expires_at })
             }),
@@ -84,13 +87,8 @@ pub async fn handle(shared: &Shared, request: Request) -> (Vec<u8>, After) {
         Operation::Resume(params) => encode(
             id,
             shared
-                .releaser
-                .resume(
-                    &shared.store,
-                    &shared.data_dir,
-                    params.lease_id.as_deref(),
-                    params.all,
-                )
+                .lifecycle
+                .resume(params.lease_id.as_deref(), params.all)
                 .await
                 .map(|(state, leases)| ResumeResult { state, leases }),
         ),
@@ -98,12 +96,12 @@ pub async fn handle(shared: &Shared, request: Request) -> (Vec<u8>, After) {
             id,
             storage(
                 shared
-                    .store
-                    .snapshot(&params.dest, shared.data_dir.clone())
+                    .store()
+                    .snapshot(&params.dest, shared.data_dir().to_owned())
                     .await,
             ),
         ),
-        Operation::Check(_) => encode(id, storage(shared.store.check().await)),
+        Operation::Check(_) => encode(id, storage(shared.store().check().await)),
     };
     (line, after)
 }
@@ -124,20 +122,17 @@ fn is_data_operation(op: &Operation) -> bool {
 }
 
 async fn release(shared: &Shared, params: Release) -> Result<ReleaseResult, Error> {
-    let ttl = params.ttl_s.map_or(Ok(release::DEFAULT_TTL), ttl)?;
+    let ttl = params.ttl_s.map_or(Ok(lifecycle::DEFAULT_TTL), ttl)?;
     let drain = params
         .drain_ms
-        .map_or(release::DEFAULT_DRAIN, Duration::from_millis);
-    let released = shared
-        .releaser
-        .release(&shared.store, &shared.data_dir, params.holder, ttl, drain)
-        .await?;
+        .map_or(lifecycle::DEFAULT_DRAIN, Duration::from_millis);
+    let released = shared.lifecycle.release(params.holder, ttl, drain).await?;
     Ok(ReleaseResult {
         lease_id: released.lease.lease_id,
         expires_at: released.lease.expires_at,
         generation: released.generation,
         files: released.files,
-        exclude: release::EXCLUDE.iter().map(|s| (*s).to_owned()).collect(),
+        exclude: lifecycle::EXCLUDE.iter().map(|s| (*s).to_owned()).collect(),
     })
 }
 
@@ -177,9 +172,9 @@ fn handle_hello(shared: &Shared, hello: &Hello) -> Result<HelloResult, Error> {
 
 async fn status(shared: &Shared) -> Result<StatusResult, Error> {
     // While released the store is closed; its counts are those it was closed with.
-    let stats = match shared.store.stats().await {
+    let stats = match shared.store().stats().await {
         Ok(stats) => stats,
-        Err(StorageError::Closed) => shared.releaser.last_stats(),
+        Err(StorageError::Closed) => shared.lifecycle.last_stats(),
         Err(e) => return Err(e.into()),
     };
     Ok(StatusResult {
@@ -187,15 +182,15 @@ async fn status(shared: &Shared) -> Result<StatusResult, Error> {
         pid: std::process::id(),
         uptime_s: shared.uptime_s(),
         state: shared.state(),
-        data_dir: shared.data_dir.display().to_string(),
+        data_dir: shared.data_dir().display().to_string(),
         socket: shared.socket.display().to_string(),
         generation: stats.generation,
         collections: stats.collections,
         documents: stats.documents,
-        leases: shared.releaser.leases(),
-        open_files: crate::open_files::count(&shared.data_dir),
+        leases: shared.lifecycle.leases(),
+        open_files: crate::open_files::count(shared.data_dir()),
         connections: shared.connections(),
-        problem: shared.releaser.problem(),
+        problem: shared.lifecycle.problem(),
     })
 }
 

@@ -43,11 +43,12 @@ mod connection;
 pub mod daemon;
 mod dispatch;
 mod error;
+pub mod exit;
+mod lifecycle;
 mod listener;
 mod lock;
 mod notify;
 mod open_files;
-mod release;
 mod server;
 #[cfg(windows)]
 pub mod service;

@@ -1,7 +1,7 @@
-//! What every connection shares: the store handle, the lifecycle state, the shutdown signal
-//! and the counters `status` reports.
+//! What every connection shares: the lifecycle (the store, its data directory and state), the
+//! shutdown signal and the counters `status` reports.
 
-use crate::release::Releaser;
+use crate::lifecycle::Lifecycle;
 use crate::shutdown::Shutdown;
 use crate::storage::Store;
 use ctxd_proto::State;
@@ -13,18 +13,14 @@ use std::time::Instant;
 
 /// State shared by the server and its sessions.
 pub struct Shared {
-    /// The storage owner's handle.
-    pub store: Store,
+    /// The store, its data directory, the leases and the lifecycle state.
+    pub lifecycle: Lifecycle,
     /// The one shutdown signal.
     pub shutdown: Shutdown,
-    /// The data directory (canonical).
-    pub data_dir: PathBuf,
     /// The socket the daemon listens on.
     pub socket: PathBuf,
     /// The largest request line accepted.
     pub max_frame: usize,
-    /// Leases and the lifecycle state.
-    pub releaser: Releaser,
     started: Instant,
     connections: AtomicU64,
     /// Connections kept open until the very end of shutdown: a `shutdown` requester learns
@@ -42,26 +38,34 @@ impl Shared {
         max_frame: usize,
     ) -> Shared {
         Shared {
-            store,
+            lifecycle: Lifecycle::new(store, data_dir),
             shutdown,
-            data_dir,
             socket,
             max_frame,
-            releaser: Releaser::default(),
             started: Instant::now(),
             connections: AtomicU64::new(0),
             held: Mutex::new(Vec::new()),
         }
     }
 
+    /// The storage owner's handle.
+    pub fn store(&self) -> &Store {
+        self.lifecycle.store()
+    }
+
+    /// The data directory (canonical).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.lifecycle.data_dir()
+    }
+
     /// The lifecycle state now.
     pub fn state(&self) -> State {
-        self.releaser.state()
+        self.lifecycle.state()
     }
 
     /// Moves to another lifecycle state.
     pub fn set_state(&self, state: State) {
-        self.releaser.set_state(state);
+        self.lifecycle.set_state(state);
     }
 
     /// Seconds since start.

@@ -1,6 +1,7 @@
 //! The command line, as clap definitions. One name per operation: the wire `op`, the client
 //! method and the subcommand agree.
 
+use crate::config::parse_duration;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use ctxd_proto::limits::{MAX_BATCH_DOCUMENTS, MAX_DIMENSION, MAX_K};
@@ -497,16 +498,6 @@ pub struct ServeArgs {
     /// built in the background; smaller ones are scanned exactly. 0 = never.
     #[arg(long, value_name = "N", default_value_t = crate::config::DEFAULT_ANN_THRESHOLD)]
     pub ann_threshold: u64,
-}
-
-/// Parses `30s`, `10m`, `1h 30m`, `500ms`, or plain seconds (`30`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}` is not a duration ({e}); try 30s, 10m or 1h"))
 }
 
 #[cfg(test)]

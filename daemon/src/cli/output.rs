@@ -3,17 +3,7 @@
 use serde::Serialize;
 use std::process::ExitCode;
 
-/// Exit codes of DESIGN §8.
-pub mod exit {
-    /// The operation succeeded.
-    pub const OK: u8 = 0;
-    /// The operation failed (the error is printed once).
-    pub const FAILED: u8 = 1;
-    /// The command line was wrong (clap uses the same code for what it rejects itself).
-    pub const USAGE: u8 = 2;
-    /// The daemon is not reachable.
-    pub const UNREACHABLE: u8 = 3;
-}
+pub use crate::exit;
 
 /// Where results go.
 #[derive(Debug, Clone, Copy)]

@@ -8,10 +8,10 @@
 //! second while the shutdown sequence drains and closes, then `STOPPED`.
 
 use super::{RunArgs, SERVICE_NAME, SERVICE_PIPE, default_data_dir, program_data};
-use crate::cli::exit;
 use crate::config::ServeConfig;
 use crate::error::Error;
-use crate::release;
+use crate::exit;
+use crate::lifecycle;
 use crate::shared::Shared;
 use crate::shutdown::{Reason, Shutdown};
 use std::ffi::OsString;
@@ -190,15 +190,13 @@ async fn pauses(
                 reporter.report(ServiceState::Paused, Duration::ZERO)
             }
             Control::Pause => {
-                reporter.report(ServiceState::PausePending, release::DEFAULT_DRAIN);
+                reporter.report(ServiceState::PausePending, lifecycle::DEFAULT_DRAIN);
                 let released = shared
-                    .releaser
+                    .lifecycle
                     .release(
-                        &shared.store,
-                        &shared.data_dir,
                         Some(PAUSE_HOLDER.to_owned()),
                         PAUSE_TTL,
-                        release::DEFAULT_DRAIN,
+                        lifecycle::DEFAULT_DRAIN,
                     )
                     .await;
                 match released {
@@ -215,10 +213,7 @@ async fn pauses(
             Control::Continue => {
                 reporter.report(ServiceState::ContinuePending, Duration::from_secs(30));
                 if let Some(id) = lease.take() {
-                    let resumed = shared
-                        .releaser
-                        .resume(&shared.store, &shared.data_dir, Some(&id), false)
-                        .await;
+                    let resumed = shared.lifecycle.resume(Some(&id), false).await;
                     match resumed {
                         // Expired, or ended by `ctxd resume --all`: nothing left to end.
                         Ok(_) | Err(Error::LeaseNotFound(_)) => {}

@@ -1,7 +1,7 @@
 //! Registering and removing the service with the Service Control Manager.
 
 use super::{InstallArgs, SERVICE_NAME, SERVICE_PIPE, StartType, default_data_dir};
-use crate::cli::exit;
+use crate::exit;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -18,7 +18,7 @@
 mod host;
 mod install;
 
-use crate::cli::args::parse_duration;
+use crate::config::parse_duration;
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;

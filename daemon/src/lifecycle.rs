@@ -1,6 +1,10 @@
-//! Release leases: closing every file on request, and reopening when the last lease ends.
+//! The daemon's lifecycle: its state, the release leases, and the store they open and close.
 //!
-//! Data operations run holding a read permit of the [`Releaser`]'s gate. `release` takes the
+//! [`Lifecycle`] holds the store and its data directory together with the state they are in,
+//! so every path that closes or reopens the files (the `release`, `renew` and `resume`
+//! operations, lease expiry, a Windows service pause) goes through one object.
+//!
+//! Data operations run holding a read permit of the lifecycle's gate. `release` takes the
 //! write side, waiting at most `drain_ms` for the requests in flight (a request still running
 //! then makes the release fail with `busy`, and service continues), then closes storage through
 //! the storage thread and replies only once every handle is closed. Requests that arrive while
@@ -14,7 +18,7 @@ use crate::storage::{Stats, Store};
 use ctxd_proto::{FileEntry, Lease, State};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -40,8 +44,11 @@ pub struct Released {
     pub files: Vec<FileEntry>,
 }
 
-/// Leases, the lifecycle state they drive, and the gate data operations pass.
-pub struct Releaser {
+/// The store, its data directory, the lifecycle state, the leases that drive it, and the gate
+/// data operations pass.
+pub struct Lifecycle {
+    store: Store,
+    data_dir: PathBuf,
     gate: RwLock<()>,
     state: watch::Sender<State>,
     leases: Mutex<BTreeMap<String, Lease>>,
@@ -57,9 +64,12 @@ pub struct Releaser {
     next_id: AtomicU64,
 }
 
-impl Default for Releaser {
-    fn default() -> Self {
-        Releaser {
+impl Lifecycle {
+    /// The lifecycle of an open store serving `data_dir`.
+    pub fn new(store: Store, data_dir: PathBuf) -> Lifecycle {
+        Lifecycle {
+            store,
+            data_dir,
             gate: RwLock::new(()),
             state: watch::Sender::new(State::Serving),
             leases: Mutex::new(BTreeMap::new()),
@@ -70,9 +80,17 @@ impl Default for Releaser {
             next_id: AtomicU64::new(1),
         }
     }
-}
 
-impl Releaser {
+    /// The storage owner's handle.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The data directory (canonical).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     /// The lifecycle state now.
     pub fn state(&self) -> State {
         *self.state.borrow()
@@ -147,8 +165,6 @@ impl Releaser {
     /// `release`: adds a lease; the first one closes every file first.
     pub async fn release(
         &self,
-        store: &Store,
-        data_dir: &Path,
         holder: Option<String>,
         ttl: Duration,
         drain: Duration,
@@ -159,6 +175,7 @@ impl Releaser {
                 drain.as_millis()
             )));
         };
+        let (store, data_dir) = (&self.store, self.data_dir.as_path());
         if self.state() == State::Serving {
             self.set_state(State::Draining);
             let stats = store.stats().await.unwrap_or_default();
@@ -204,8 +221,6 @@ impl Releaser {
     /// `resume`: ends one lease (or all); reopens when none is left.
     pub async fn resume(
         &self,
-        store: &Store,
-        data_dir: &Path,
         lease_id: Option<&str>,
         all: bool,
     ) -> Result<(State, Vec<Lease>), Error> {
@@ -226,12 +241,12 @@ impl Releaser {
             }
         }
         self.changed.notify_one();
-        self.reopen_if_free(store, data_dir).await?;
+        self.reopen_if_free().await?;
         Ok((self.state(), self.leases()))
     }
 
     /// Ends the leases whose time is up; returns when the next one would end (if any).
-    pub async fn expire(&self, store: &Store, data_dir: &Path) -> Option<u64> {
+    pub async fn expire(&self) -> Option<u64> {
         let now = unix_millis();
         let expired: Vec<Lease> = {
             let mut leases = lock(&self.leases);
@@ -250,7 +265,7 @@ impl Releaser {
             );
         }
         if !expired.is_empty()
-            && let Err(e) = self.reopen_if_free(store, data_dir).await
+            && let Err(e) = self.reopen_if_free().await
         {
             tracing::error!("resuming after lease expiry failed: {e}");
         }
@@ -271,7 +286,8 @@ impl Releaser {
     /// Reopens once no lease is left. Files that changed while released (a restored backup,
     /// an edit, a truncation) are verified first; if they fail, the daemon stays released and
     /// says why in `status`.
-    async fn reopen_if_free(&self, store: &Store, data_dir: &Path) -> Result<(), Error> {
+    async fn reopen_if_free(&self) -> Result<(), Error> {
+        let (store, data_dir) = (&self.store, self.data_dir.as_path());
         let _exclusive = self.gate.write().await;
         if self.state() != State::Released || !lock(&self.leases).is_empty() {
             return Ok(());

@@ -1,0 +1,11 @@
+//! Exit statuses of the `ctxd` binary, for every subcommand (the `--help` text and the man
+//! page list them too).
+
+/// The operation succeeded (for `ctxd serve`: the daemon stopped cleanly).
+pub const OK: u8 = 0;
+/// The operation failed (the error is printed once).
+pub const FAILED: u8 = 1;
+/// The command line was wrong (clap uses the same code for what it rejects itself).
+pub const USAGE: u8 = 2;
+/// The daemon is not reachable.
+pub const UNREACHABLE: u8 = 3;
