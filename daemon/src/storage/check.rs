@@ -11,11 +11,13 @@
 
 use super::StorageError;
 use super::catalog::Catalog;
-use super::text;
+use super::manifest;
+use super::text::{self, TextStore};
 use super::vectors::{VectorReader, VectorStore};
 use ctxd_proto::{CheckDetails, CheckReport, CheckResult};
 use rusqlite::Connection;
 use std::collections::BTreeSet;
+use std::path::Path;
 
 /// Runs every check over an open pair of stores.
 pub fn run(conn: &Connection, vectors: &VectorStore) -> Result<CheckResult, StorageError> {
@@ -155,4 +157,26 @@ fn consistency_problems(
         }
     }
     Ok(problems)
+}
+
+/// `check` of a data directory no daemon has open (stopped, or released): opens both stores
+/// directly, without replaying the journal or changing anything, and closes them again.
+pub fn check_offline(data_dir: &Path) -> Result<CheckResult, StorageError> {
+    if !data_dir.join(manifest::FILE_NAME).exists() {
+        return Err(StorageError::Format {
+            path: data_dir.to_owned(),
+            message: format!(
+                "holds no {}: not a ctxd data directory",
+                manifest::FILE_NAME
+            ),
+        });
+    }
+    manifest::load_or_create(data_dir, false)?;
+    let text = TextStore::open(data_dir)?;
+    let vectors = VectorStore::open(data_dir)?;
+    let result = run(text.conn(), &vectors);
+    let closed = text.close().and(vectors.close());
+    let result = result?;
+    closed?;
+    Ok(result)
 }

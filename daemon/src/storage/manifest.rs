@@ -75,5 +75,5 @@ fn write_atomically(path: &Path, manifest: &Manifest) -> Result<(), StorageError
         .map_err(StorageError::io("cannot write", &tmp))?;
     drop(file);
     fs::rename(&tmp, path).map_err(StorageError::io("cannot rename into place", path))?;
-    super::sync_dir(path.parent().unwrap_or(Path::new(".")))
+    super::layout::sync_dir(path.parent().unwrap_or(Path::new(".")))
 }

@@ -14,8 +14,9 @@
 //!    directory is written under a temporary name, fsynced, and renamed into place.
 
 use super::manifest::{self, Manifest};
+use super::owner::Storage;
 use super::reader::ReadGate;
-use super::{Storage, StorageError, text, vectors};
+use super::{StorageError, layout, text, vectors};
 use ctxd_proto::SnapshotFile;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -120,10 +121,10 @@ pub fn finish(tmp: &Path, dest: &Path, generation: u64) -> Result<Vec<SnapshotFi
     file.write_all(&bytes)
         .and_then(|()| file.sync_all())
         .map_err(StorageError::io("cannot write", &path))?;
-    super::sync_dir(&tmp.join(vectors::DIR_NAME))?;
-    super::sync_dir(tmp)?;
+    layout::sync_dir(&tmp.join(vectors::DIR_NAME))?;
+    layout::sync_dir(tmp)?;
     fs::rename(tmp, dest).map_err(StorageError::io("cannot rename the snapshot into", dest))?;
-    super::sync_dir(dest.parent().unwrap_or(Path::new("/")))?;
+    layout::sync_dir(dest.parent().unwrap_or(Path::new("/")))?;
     Ok(files)
 }
 

@@ -1,0 +1,360 @@
+//! The storage thread: the one owner of every open file of the data directory.
+//!
+//! It runs [`run`]: commands from [`Store`](super::Store) handles in arrival order, consecutive
+//! writes committed as one group. [`Storage`] is what it holds open: the SQLite connection,
+//! the LMDB environment, the read side it lends, and the ANN tier. Closing shuts the read gate,
+//! waits for lent reads, and closes everything in one order.
+
+use super::ann_lifecycle::{self, AnnRuntime};
+use super::ann_state::AnnSide;
+use super::catalog::Catalog;
+use super::reader::{ReadGate, ReadSide, SharedVectorSet};
+use super::text::TextStore;
+use super::vector_set::VectorSet;
+use super::vectors::{self, VectorStore};
+use super::writer::{self, WriteOp, Written};
+use super::{StorageError, StoreOptions, check, layout, manifest, replay};
+use ctxd_proto::CheckResult;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use tokio::sync::{mpsc, oneshot};
+
+/// The most write requests committed together in one group (one fsync pair).
+const MAX_GROUP: usize = 64;
+
+pub(super) type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
+
+/// What a [`Store`](super::Store) asks of the storage thread.
+pub(super) enum Command {
+    Write(WriteOp, Reply<Written>),
+    Close(Reply<()>),
+    /// Reopen; with `verify`, run every check before serving and close again if one fails.
+    Reopen(bool, Reply<()>),
+    /// Keep journal rows newer than the current generation until `Unhold` (a snapshot needs
+    /// them); answers that generation.
+    HoldJournal(Reply<u64>),
+    UnholdJournal(Reply<()>),
+    Check(Reply<CheckResult>),
+}
+
+/// The open files of a data directory, owned by the storage thread.
+pub(super) struct Storage {
+    pub(super) text: TextStore,
+    pub(super) vectors: VectorStore,
+    pub(super) side: Arc<ReadSide>,
+    /// The ANN environment and its builder, while some collection is in the tier.
+    ann: Option<AnnRuntime>,
+    data_dir: PathBuf,
+    /// Set when a group committed in SQLite but not in LMDB: writes stop until a restart
+    /// replays the journal.
+    broken: Option<String>,
+    /// Journal rows newer than this are kept (a snapshot in progress replays them).
+    hold_journal: Option<u64>,
+}
+
+/// The in-memory vector sets of a closed store and the generation they reflect: kept across a
+/// release (they are memory, not handles) so an unchanged store resumes without rebuilding them.
+type Parked = (u64, HashMap<u16, SharedVectorSet>);
+
+impl Storage {
+    pub(super) fn open(data_dir: &Path, options: StoreOptions) -> Result<Storage, StorageError> {
+        Storage::open_reusing(data_dir, None, options)
+    }
+
+    /// Opens the store; `parked` vector sets are reused if they reflect the generation found.
+    fn open_reusing(
+        data_dir: &Path,
+        parked: Option<Parked>,
+        options: StoreOptions,
+    ) -> Result<Storage, StorageError> {
+        let fresh = layout::is_fresh(data_dir)?;
+        manifest::load_or_create(data_dir, fresh)?;
+        let text = TextStore::open(data_dir)?;
+        let vectors = VectorStore::open(data_dir)?;
+        let generation = replay::replay(&text, &vectors)?;
+        let catalog = Catalog::load(text.conn())?;
+        let ann_side = AnnSide::new(options.ann_threshold);
+        let ann_env = ann_lifecycle::open_ann(data_dir, &vectors, &catalog, generation, &ann_side)?;
+        let mut sets = match parked {
+            Some((parked_generation, sets)) if parked_generation == generation => sets,
+            _ => HashMap::new(),
+        };
+        // A collection served by a built index keeps no full in-memory set; every other one
+        // needs it.
+        {
+            let tier = ann_side.collections();
+            let built = |id: &u16| {
+                tier.get(id)
+                    .is_some_and(|s| s.read().unwrap_or_else(|e| e.into_inner()).built)
+            };
+            sets.retain(|id, _| !built(id));
+            load_sets(&catalog, &vectors, &mut sets, |id| !built(&id))?;
+        }
+        let side = Arc::new(ReadSide::new(
+            vectors.reader(),
+            catalog,
+            sets,
+            generation,
+            text.path().to_owned(),
+            ann_side,
+        ));
+        let ann = match ann_env {
+            Some(env) => Some(ann_lifecycle::start_ann(&side, env)?),
+            None => None,
+        };
+        {
+            let catalog = side.catalog();
+            tracing::info!(
+                data_dir = %data_dir.display(),
+                generation,
+                collections = catalog.len(),
+                documents = catalog.documents(),
+                "storage open"
+            );
+        }
+        Ok(Storage {
+            text,
+            vectors,
+            side,
+            ann,
+            data_dir: data_dir.to_owned(),
+            broken: None,
+            hold_journal: None,
+        })
+    }
+
+    /// Stops the ANN builder (cancelling a running build), shuts the read gate, waits for
+    /// reads, then closes SQLite first (checkpoint, close), the ANN environment (saving what
+    /// is pending) and LMDB last; all are attempted even if one fails, and the first error is
+    /// returned.
+    pub(super) fn close(self, gate: &ReadGate) -> Result<(), StorageError> {
+        let Storage {
+            text,
+            vectors,
+            side,
+            ann,
+            ..
+        } = self;
+        let ann = ann.map(|runtime| {
+            side.ann.stop();
+            runtime.builder.join();
+            runtime.env
+        });
+        let lent = gate.close();
+        drop(lent);
+        let generation = side.generation();
+        let saved = ann.as_ref().map(|env| ann_lifecycle::save_ann(env, &side));
+        // The last reference: dropping it closes the pooled read connections and the LMDB
+        // reader handles, which must be gone before the checkpoint and the env closes.
+        drop(side);
+        let text = text.close();
+        let ann_closed = match ann {
+            Some(env) => match Arc::try_unwrap(env) {
+                Ok(env) => env.close().map_err(StorageError::from),
+                Err(_) => Err(StorageError::Corrupt(
+                    "the ANN index is still referenced at close".to_owned(),
+                )),
+            },
+            None => Ok(()),
+        };
+        // Trust the ANN index at the next open only if it is complete on disk and closed.
+        if ann_closed.is_ok()
+            && let Some(Ok(())) = saved
+            && let Err(e) = vectors.set_ann_clean(generation)
+        {
+            tracing::warn!("cannot mark the ANN index clean (it is rebuilt at next open): {e}");
+        }
+        let vectors = vectors.close();
+        text.and(ann_closed).and(vectors)
+    }
+
+    fn write_group(&mut self, group: Vec<(WriteOp, Reply<Written>)>) {
+        if let Some(problem) = &self.broken {
+            for (_, reply) in group {
+                let _ = reply.send(Err(StorageError::Corrupt(problem.clone())));
+            }
+            return;
+        }
+        let (ops, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        match writer::commit_group(
+            &self.text,
+            &self.vectors,
+            &self.side,
+            self.hold_journal,
+            ops,
+        ) {
+            Ok(results) => {
+                for (result, reply) in results.into_iter().zip(replies) {
+                    let _ = reply.send(result);
+                }
+                ann_lifecycle::ensure(&mut self.ann, &self.side, &self.data_dir);
+            }
+            Err(e) => {
+                tracing::error!("write failed: {e}");
+                if matches!(e, StorageError::Lmdb(_)) {
+                    self.broken = Some(format!(
+                        "the vector store failed after the text store committed ({e}); the \
+                         writes are journaled and will be applied when ctxd restarts"
+                    ));
+                }
+                let message = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StorageError::Corrupt(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Builds the in-memory vector set from LMDB of every collection `wanted` that `sets` lacks.
+fn load_sets(
+    catalog: &Catalog,
+    vectors: &VectorStore,
+    sets: &mut HashMap<u16, SharedVectorSet>,
+    wanted: impl Fn(u16) -> bool,
+) -> Result<(), StorageError> {
+    let reader = vectors.reader();
+    let rtxn = reader.read_txn()?;
+    for collection in catalog.iter() {
+        if sets.contains_key(&collection.id) || !wanted(collection.id) {
+            continue;
+        }
+        let mut set = VectorSet::new(collection.dimension as usize, collection.distance);
+        // An upper bound (documents without vectors count too), so the buffer never regrows.
+        set.reserve(usize::try_from(collection.count).unwrap_or(0));
+        reader.for_each(&rtxn, collection.id, |key, bytes| {
+            set.upsert(key, &vectors::decode_vector(bytes));
+        })?;
+        sets.insert(collection.id, Arc::new(RwLock::new(set)));
+    }
+    Ok(())
+}
+
+/// The storage thread's loop: commands in arrival order; consecutive writes form one group.
+pub(super) fn run(
+    mut storage: Option<Storage>,
+    data_dir: &Path,
+    options: StoreOptions,
+    gate: &ReadGate,
+    mut inbox: mpsc::UnboundedReceiver<Command>,
+) {
+    let mut next = None;
+    let mut parked: Option<Parked> = None;
+    loop {
+        let command = match next.take() {
+            Some(command) => command,
+            None => match inbox.blocking_recv() {
+                Some(command) => command,
+                None => break,
+            },
+        };
+        match command {
+            Command::Write(op, reply) => {
+                let mut group = vec![(op, reply)];
+                while group.len() < MAX_GROUP {
+                    match inbox.try_recv() {
+                        Ok(Command::Write(op, reply)) => group.push((op, reply)),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                match storage.as_mut() {
+                    Some(storage) => storage.write_group(group),
+                    None => {
+                        for (_, reply) in group {
+                            let _ = reply.send(Err(StorageError::Closed));
+                        }
+                    }
+                }
+            }
+            Command::Close(reply) => {
+                let result = storage.take().map_or(Ok(()), |s| {
+                    let sets = s
+                        .side
+                        .sets
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    parked = Some((s.side.generation(), sets));
+                    s.close(gate)
+                });
+                match &result {
+                    Ok(()) => tracing::info!("storage closed"),
+                    Err(e) => tracing::error!("closing storage failed: {e}"),
+                }
+                let _ = reply.send(result);
+            }
+            Command::HoldJournal(reply) => {
+                let _ = reply.send(match storage.as_mut() {
+                    Some(storage) => {
+                        let generation = storage.side.generation();
+                        storage.hold_journal = Some(generation);
+                        Ok(generation)
+                    }
+                    None => Err(StorageError::Closed),
+                });
+            }
+            Command::Check(reply) => {
+                let _ = reply.send(match storage.as_ref() {
+                    Some(storage) => check::run(storage.text.conn(), &storage.vectors),
+                    None => Err(StorageError::Closed),
+                });
+            }
+            Command::UnholdJournal(reply) => {
+                if let Some(storage) = storage.as_mut() {
+                    storage.hold_journal = None;
+                }
+                let _ = reply.send(Ok(()));
+            }
+            Command::Reopen(verify, reply) => {
+                // Files that changed (verify) get their vector sets rebuilt from disk.
+                let reuse = if verify { None } else { parked.take() };
+                parked = None;
+                let result = match storage {
+                    Some(_) => Ok(()),
+                    None => Storage::open_reusing(data_dir, reuse, options).and_then(|opened| {
+                        if verify {
+                            let report = check::run(opened.text.conn(), &opened.vectors)?;
+                            if !report.passed {
+                                let d = &report.details;
+                                let problems: Vec<&String> = d
+                                    .text
+                                    .problems
+                                    .iter()
+                                    .chain(&d.vectors.problems)
+                                    .chain(&d.consistency.problems)
+                                    .collect();
+                                let _ = opened.close(&ReadGate::default());
+                                return Err(StorageError::Corrupt(format!(
+                                    "the files changed while released and fail verification: {}",
+                                    problems
+                                        .iter()
+                                        .map(|p| p.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join("; ")
+                                )));
+                            }
+                        }
+                        gate.open(Arc::clone(&opened.side));
+                        storage = Some(opened);
+                        Ok(())
+                    }),
+                };
+                if let Err(e) = &result {
+                    tracing::error!("reopening storage failed: {e}");
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+    if let Some(storage) = storage.take() {
+        tracing::warn!("storage handle dropped while open; closing now");
+        if let Err(e) = storage.close(gate) {
+            tracing::error!("closing storage failed: {e}");
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! [`Store`]: the cheap handle everyone but the storage thread holds. Writes and lifecycle
+//! commands go to the thread over a channel; reads borrow the read side through the gate and
+//! run on tokio's blocking pool.
+
+use super::owner::{self, Command, Reply};
+use super::reader::{ReadGate, ReadLease};
+use super::writer::{WriteOp, Written};
+use super::{Stats, StorageError, StoreOptions, read, search, snapshot};
+use ctxd_proto::{
+    CheckResult, CollectionResult, Count, CountResult, CreateCollection, Delete, DeleteResult,
+    DropCollection, DropCollectionResult, Get, GetResult, ListCollectionsResult, Search,
+    SearchResult, SnapshotResult, Upsert, UpsertResult,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread;
+use tokio::sync::{mpsc, oneshot};
+
+/// A handle to the storage thread. Cloning is cheap; the thread ends when the last handle is
+/// dropped (closing the files first if they are still open).
+#[derive(Clone)]
+pub struct Store {
+    commands: mpsc::UnboundedSender<Command>,
+    gate: Arc<ReadGate>,
+}
+
+impl Store {
+    /// Opens the data directory `data_dir` (canonical, existing) on a new storage thread.
+    pub async fn open(data_dir: PathBuf, options: StoreOptions) -> Result<Store, StorageError> {
+        let (commands, inbox) = mpsc::unbounded_channel();
+        let (opened_tx, opened_rx) = oneshot::channel();
+        let gate = Arc::new(ReadGate::default());
+        let thread_gate = Arc::clone(&gate);
+        thread::Builder::new()
+            .name("ctxd-storage".to_owned())
+            .spawn(move || match owner::Storage::open(&data_dir, options) {
+                Ok(storage) => {
+                    thread_gate.open(Arc::clone(&storage.side));
+                    let _ = opened_tx.send(Ok(()));
+                    owner::run(Some(storage), &data_dir, options, &thread_gate, inbox);
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                }
+            })
+            .map_err(StorageError::io("cannot start the storage thread", "."))?;
+        opened_rx.await.map_err(|_| StorageError::Closed)??;
+        Ok(Store { commands, gate })
+    }
+
+    /// The counts `status` reports; [`StorageError::Closed`] while closed.
+    pub async fn stats(&self) -> Result<Stats, StorageError> {
+        let side = self.gate.enter()?;
+        let catalog = side.catalog();
+        Ok(Stats {
+            generation: side.generation(),
+            collections: catalog.len() as u64,
+            documents: catalog.documents(),
+        })
+    }
+
+    /// `create_collection`.
+    pub async fn create_collection(
+        &self,
+        params: CreateCollection,
+    ) -> Result<CollectionResult, StorageError> {
+        match self.write(WriteOp::CreateCollection(params)).await? {
+            Written::Collection(collection) => Ok(CollectionResult { collection }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `drop_collection`.
+    pub async fn drop_collection(
+        &self,
+        params: DropCollection,
+    ) -> Result<DropCollectionResult, StorageError> {
+        match self.write(WriteOp::DropCollection(params)).await? {
+            Written::Dropped(dropped) => Ok(DropCollectionResult { dropped }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `upsert`: returns once the batch is durable in both stores.
+    pub async fn upsert(&self, params: Upsert) -> Result<UpsertResult, StorageError> {
+        match self.write(WriteOp::Upsert(params)).await? {
+            Written::Upserted(result) => Ok(result),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `delete`: returns once the deletion is durable in both stores.
+    pub async fn delete(&self, params: Delete) -> Result<DeleteResult, StorageError> {
+        match self.write(WriteOp::Delete(params)).await? {
+            Written::Deleted(result) => Ok(result),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Commits one write (grouped with concurrent writes); returns after both stores committed.
+    async fn write(&self, op: WriteOp) -> Result<Written, StorageError> {
+        self.ask(|reply| Command::Write(op, reply)).await
+    }
+
+    /// `list_collections`.
+    pub async fn list_collections(&self) -> Result<ListCollectionsResult, StorageError> {
+        self.read(|side| Ok(read::list_collections(side))).await
+    }
+
+    /// `get_collection`.
+    pub async fn get_collection(&self, name: String) -> Result<CollectionResult, StorageError> {
+        self.read(move |side| read::get_collection(side, &name))
+            .await
+    }
+
+    /// `get`.
+    pub async fn get(&self, params: Get) -> Result<GetResult, StorageError> {
+        self.read(move |side| read::get(side, &params)).await
+    }
+
+    /// `count`.
+    pub async fn count(&self, params: Count) -> Result<CountResult, StorageError> {
+        self.read(move |side| read::count(side, &params)).await
+    }
+
+    /// `search`.
+    pub async fn search(&self, params: Search) -> Result<SearchResult, StorageError> {
+        self.read(move |side| search::search(side, &params)).await
+    }
+
+    /// Closes every file: shuts the read gate and waits for reads in progress, checkpoints and
+    /// closes SQLite, then closes LMDB and waits until it has unmapped its files. Closing a
+    /// closed store does nothing.
+    pub async fn close(&self) -> Result<(), StorageError> {
+        self.ask(Command::Close).await
+    }
+
+    /// `snapshot`: a consistent, verified copy of `data_dir` at `dest`, written while serving
+    /// (see the `snapshot` module for why writes never wait for it).
+    pub async fn snapshot(
+        &self,
+        dest: &str,
+        data_dir: PathBuf,
+    ) -> Result<SnapshotResult, StorageError> {
+        let dest = snapshot::check_destination(Path::new(dest), &data_dir)?;
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // Unique per snapshot: two concurrent snapshots to one destination never share a
+        // temporary directory (the second fails at the rename, the first is untouched).
+        static SNAPSHOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SNAPSHOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dest.with_file_name(format!(".{name}.partial-{}-{n}", std::process::id()));
+        // Holding a read lease: a release or shutdown waits for the copy to finish.
+        let lease = self.gate.enter()?;
+        self.ask(Command::HoldJournal).await?;
+        let copying = tmp.clone();
+        let copied = tokio::task::spawn_blocking(move || {
+            snapshot::copy_stores(&lease.vectors, lease.text_path(), &data_dir, &copying)
+        })
+        .await;
+        let _ = self.ask(Command::UnholdJournal).await;
+        let finishing = (tmp.clone(), dest.clone());
+        let result = match copied {
+            Ok(Ok(generation)) => tokio::task::spawn_blocking(move || {
+                snapshot::finish(&finishing.0, &finishing.1, generation)
+                    .map(|files| (generation, files))
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(StorageError::Snapshot(format!(
+                    "the snapshot task failed: {e}"
+                )))
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(StorageError::Snapshot(format!("the copy task failed: {e}"))),
+        };
+        match result {
+            Ok((generation, files)) => {
+                tracing::info!(path = %dest.display(), generation, "snapshot written");
+                Ok(SnapshotResult {
+                    path: dest.display().to_string(),
+                    generation,
+                    files,
+                })
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                Err(match e {
+                    StorageError::Snapshot(_) | StorageError::Invalid(_) | StorageError::Closed => {
+                        e
+                    }
+                    other => StorageError::Snapshot(other.to_string()),
+                })
+            }
+        }
+    }
+
+    /// `check`, online: runs on the storage thread (FTS5's check needs the read-write
+    /// connection), so writes wait for it; reads continue.
+    pub async fn check(&self) -> Result<CheckResult, StorageError> {
+        self.ask(Command::Check).await
+    }
+
+    /// Opens the files again after [`Store::close`] (opening an open store does nothing). The
+    /// files are read as they are now: if they were replaced while closed (a restored
+    /// backup), that is what is served, after the same checks as at start.
+    pub async fn reopen(&self) -> Result<(), StorageError> {
+        self.ask(|reply| Command::Reopen(false, reply)).await
+    }
+
+    /// Like [`Store::reopen`], but every `check` must pass before the files are served (for
+    /// files that changed while closed, say restored from a backup); if one fails the store
+    /// stays closed and the error lists the problems.
+    pub async fn reopen_verified(&self) -> Result<(), StorageError> {
+        self.ask(|reply| Command::Reopen(true, reply)).await
+    }
+
+    /// Runs a read on the blocking pool with a lent read side.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ReadLease) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let lease = self.gate.enter()?;
+        tokio::task::spawn_blocking(move || f(&lease))
+            .await
+            .map_err(|e| StorageError::Corrupt(format!("a read panicked: {e}")))?
+    }
+
+    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, StorageError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .map_err(|_| StorageError::Closed)?;
+        answer.await.map_err(|_| StorageError::Closed)?
+    }
+}
+
+/// The writer answered with the result of another kind of write: a bug.
+fn unexpected(written: Written) -> StorageError {
+    StorageError::Corrupt(format!(
+        "a write produced an unexpected result: {written:?}"
+    ))
+}
