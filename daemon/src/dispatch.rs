@@ -132,7 +132,10 @@ async fn release(shared: &Shared, params: Release) -> Result<ReleaseResult, Erro
         expires_at: released.lease.expires_at,
         generation: released.generation,
         files: released.files,
-        exclude: lifecycle::EXCLUDE.iter().map(|s| (*s).to_owned()).collect(),
+        exclude: crate::storage::layout::EXCLUDE
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
     })
 }
 

@@ -14,6 +14,7 @@
 use crate::clock::unix_millis;
 use crate::error::Error;
 use crate::notify;
+use crate::storage::layout::{self, Fingerprint};
 use crate::storage::{Stats, Store};
 use ctxd_proto::{FileEntry, Lease, State};
 use sha2::{Digest, Sha256};
@@ -23,10 +24,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, RwLock, RwLockReadGuard, watch};
-
-/// Files a copy of a released data directory must skip: LMDB's reader table is shared memory,
-/// meaningless in a copy (DESIGN §7).
-pub const EXCLUDE: [&str; 1] = ["vectors/lock.mdb"];
 
 /// The lease length when `release` gives none (DESIGN §6).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
@@ -56,7 +53,7 @@ pub struct Lifecycle {
     last_stats: Mutex<Stats>,
     /// Size and modification time of every file as released: a change means the files must be
     /// verified before they are served again.
-    fingerprint: Mutex<Vec<(String, u64, Option<std::time::SystemTime>)>>,
+    fingerprint: Mutex<Fingerprint>,
     /// Why the daemon cannot resume (the files failed verification), for `status`.
     problem: Mutex<Option<String>>,
     /// Wakes the expiry task when leases change.
@@ -186,7 +183,7 @@ impl Lifecycle {
                 return Err(Error::Storage(e));
             }
             *lock(&self.last_stats) = stats;
-            *lock(&self.fingerprint) = fingerprint(data_dir);
+            *lock(&self.fingerprint) = layout::fingerprint(data_dir);
         }
         let lease = Lease {
             lease_id: self.new_lease_id(),
@@ -201,7 +198,7 @@ impl Lifecycle {
         Ok(Released {
             lease,
             generation: self.last_stats().generation,
-            files: list_files(data_dir)?,
+            files: layout::list(data_dir)?,
         })
     }
 
@@ -292,7 +289,7 @@ impl Lifecycle {
         if self.state() != State::Released || !lock(&self.leases).is_empty() {
             return Ok(());
         }
-        let changed = fingerprint(data_dir) != *lock(&self.fingerprint);
+        let changed = layout::fingerprint(data_dir) != *lock(&self.fingerprint);
         let reopened = if changed {
             tracing::warn!(
                 "the data directory changed while released; verifying it before serving"
@@ -320,54 +317,6 @@ impl Lifecycle {
         let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         format!("lease-{hex}")
     }
-}
-
-/// Path, size and modification time of every file (missing files simply are not listed).
-fn fingerprint(data_dir: &Path) -> Vec<(String, u64, Option<std::time::SystemTime>)> {
-    list_files(data_dir)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|f| {
-            let modified = std::fs::metadata(data_dir.join(&f.path))
-                .and_then(|m| m.modified())
-                .ok();
-            (f.path, f.bytes, modified)
-        })
-        .collect()
-}
-
-/// Every file of the data directory except [`EXCLUDE`], with `/`-separated relative paths.
-pub fn list_files(data_dir: &Path) -> Result<Vec<FileEntry>, Error> {
-    let mut files = Vec::new();
-    let mut dirs = vec![data_dir.to_owned()];
-    while let Some(dir) = dirs.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| {
-            Error::Storage(crate::storage::StorageError::io("cannot list", &dir)(e))
-        })?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                dirs.push(path);
-                continue;
-            }
-            let relative = path
-                .strip_prefix(data_dir)
-                .unwrap_or(&path)
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join("/");
-            if !EXCLUDE.contains(&relative.as_str()) {
-                files.push(FileEntry {
-                    path: relative,
-                    bytes: meta.len(),
-                });
-            }
-        }
-    }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(files)
 }
 
 fn millis(duration: Duration) -> u64 {

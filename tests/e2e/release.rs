@@ -74,7 +74,7 @@ async fn release_closes_every_handle_and_lists_the_files() {
             file.bytes
         );
     }
-    assert_eq!(lease.exclude, ["vectors/lock.mdb"]);
+    assert_eq!(lease.exclude, ["vectors/lock.mdb", "vectors/ann/lock.mdb"]);
     assert_eq!(lease.generation, status.generation);
 
     let resumed = client

@@ -45,6 +45,12 @@ use std::path::{Path, PathBuf};
 /// The directory name, inside the main environment's directory.
 pub const DIR_NAME: &str = "ann";
 
+/// The index environment's data file, relative to the data directory.
+pub const DATA_FILE: &str = "vectors/ann/data.mdb";
+
+/// Its reader table, relative to the data directory (removed after every close).
+pub const LOCK_FILE: &str = "vectors/ann/lock.mdb";
+
 /// arroy's search budget per wanted hit and per tree, for each unit of the request's `effort`:
 /// `search_k = k × trees × SEARCH_K_PER_EFFORT × effort`. On the shared 100k real embeddings
 /// (FACTS.md) `search_k = 10 × trees × m` reached recall@10 0.94 at m = 10 and 0.97 at m = 20,

@@ -27,7 +27,7 @@ mod error;
 pub mod filter_sql;
 mod fts;
 mod journal_codec;
-mod layout;
+pub mod layout;
 pub mod manifest;
 mod owner;
 mod read;

@@ -77,7 +77,7 @@ pub fn copy_stores(
 ) -> Result<u64, StorageError> {
     let vectors_dir = tmp.join(vectors::DIR_NAME);
     fs::create_dir_all(&vectors_dir).map_err(StorageError::io("cannot create", &vectors_dir))?;
-    vectors.copy_compacted(&vectors_dir.join("data.mdb"))?;
+    vectors.copy_compacted(&tmp.join(vectors::DATA_FILE))?;
     let generation = text::copy_into(text_path, &tmp.join(text::FILE_NAME))?;
     let manifest_path = data_dir.join(manifest::FILE_NAME);
     fs::copy(&manifest_path, tmp.join(manifest::FILE_NAME))
@@ -99,7 +99,7 @@ pub fn finish(tmp: &Path, dest: &Path, generation: u64) -> Result<Vec<SnapshotFi
         )));
     }
     // LMDB's reader table is recreated by whoever opens the copy.
-    let lock = tmp.join(vectors::DIR_NAME).join("lock.mdb");
+    let lock = tmp.join(vectors::LOCK_FILE);
     if lock.exists() {
         fs::remove_file(&lock).map_err(StorageError::io("cannot remove", &lock))?;
     }
@@ -131,12 +131,8 @@ pub fn finish(tmp: &Path, dest: &Path, generation: u64) -> Result<Vec<SnapshotFi
 /// Every file with size and SHA-256 (each file is fsynced on the way).
 fn describe(dir: &Path) -> Result<Vec<SnapshotFile>, StorageError> {
     let mut files = Vec::new();
-    for relative in [
-        manifest::FILE_NAME.to_owned(),
-        text::FILE_NAME.to_owned(),
-        format!("{}/data.mdb", vectors::DIR_NAME),
-    ] {
-        let path = dir.join(&relative);
+    for relative in layout::STORE_FILES {
+        let path = dir.join(relative);
         let mut file = fs::File::open(&path).map_err(StorageError::io("cannot read", &path))?;
         file.sync_all()
             .map_err(StorageError::io("cannot sync", &path))?;
@@ -159,7 +155,7 @@ fn describe(dir: &Path) -> Result<Vec<SnapshotFile>, StorageError> {
             .map(|b| format!("{b:02x}"))
             .collect();
         files.push(SnapshotFile {
-            path: relative,
+            path: relative.to_owned(),
             bytes,
             sha256,
         });

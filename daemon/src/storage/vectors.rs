@@ -24,6 +24,12 @@ use std::time::Duration;
 /// The directory name inside the data directory.
 pub const DIR_NAME: &str = "vectors";
 
+/// The environment's data file, relative to the data directory.
+pub const DATA_FILE: &str = "vectors/data.mdb";
+
+/// LMDB's reader table, relative to the data directory (never part of a copy).
+pub const LOCK_FILE: &str = "vectors/lock.mdb";
+
 /// The LMDB map size: the most the environment may grow to. On Unix the file grows only as
 /// data is written, so a large map costs address space, not disk.
 #[cfg(unix)]
