@@ -92,6 +92,7 @@ pub mod filter;
 pub mod limits;
 pub mod ops;
 pub mod types;
+pub mod validate;
 
 pub use envelope::{Rejected, Request, RequestId, Response, encode_request};
 pub use error::{ErrorBody, ErrorCode};

@@ -4,31 +4,35 @@
 /// (the Rust client does this itself); each request is atomic on its own.
 pub const MAX_BATCH_DOCUMENTS: usize = 1000;
 
-/// The longest document id, in bytes of UTF-8 (DESIGN §2).
+/// The longest document id, in bytes of UTF-8.
 pub const MAX_ID_BYTES: usize = 512;
 
-/// The largest metadata object, serialized as compact JSON (DESIGN §2).
+/// The largest metadata object, serialized as compact JSON.
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 
-/// The largest vector dimension a collection may have (DESIGN §2).
+/// The largest vector dimension a collection may have.
 pub const MAX_DIMENSION: u32 = 4096;
 
-/// The longest collection name (DESIGN §2).
+/// The longest collection name.
 pub const MAX_COLLECTION_NAME: usize = 64;
 
-/// Hits a search returns when `k` is not given (DESIGN §6).
+/// The longest label a client chooses for people to read (a lease's `holder`, a client's name
+/// in `hello`): enough for a tool's name and purpose, short enough for one status line.
+pub const MAX_LABEL_BYTES: usize = 128;
+
+/// Hits a search returns when `k` is not given.
 pub const DEFAULT_K: u32 = 10;
 
-/// The most hits one search may ask for (DESIGN §6).
+/// The most hits one search may ask for.
 pub const MAX_K: u32 = 1000;
 
-/// Documents a `get` returns when `limit` is not given (DESIGN §6).
+/// Documents a `get` returns when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 100;
 
 /// The most documents one `get` may return.
 pub const MAX_LIMIT: u32 = 10_000;
 
-/// The reciprocal rank fusion constant when `rrf_k` is not given (DESIGN §6).
+/// The reciprocal rank fusion constant when `rrf_k` is not given.
 pub const DEFAULT_RRF_K: u32 = 60;
 
 /// Whether `name` is a valid collection name: 1–64 characters of `[A-Za-z0-9_.-]`, not

@@ -15,11 +15,10 @@
 use super::args::ImportArgs;
 use super::output::{Output, error_code, exit, fail};
 use ctxd_client::{Client, Error};
-use ctxd_proto::limits::{MAX_ID_BYTES, MAX_METADATA_BYTES};
+use ctxd_proto::validate::{self, DocumentError};
 use ctxd_proto::{Document, ErrorCode};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use serde_json::Value;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal};
 use std::path::Path;
@@ -51,7 +50,7 @@ pub async fn run(client: &Client, args: ImportArgs, out: Output) -> ExitCode {
     };
     let checker = Checker {
         collection: info.name.clone(),
-        dimension: info.dimension as usize,
+        dimension: info.dimension,
     };
     let batch_size = args.batch as usize;
     let (sender, receiver) = mpsc::channel(READ_AHEAD);
@@ -505,11 +504,11 @@ fn flush(sender: &mpsc::Sender<Item>, batch: &mut Batch, batch_size: usize) -> b
     sender.blocking_send(Item::Batch(full)).is_ok()
 }
 
-/// Checks a line as a document of one collection, with the rules of DESIGN §2 (the daemon
-/// checks them too; here they get a line number).
+/// Checks a line as a document of one collection, with the protocol's rules
+/// ([`ctxd_proto::validate`]: the daemon applies the same ones; here they get a line number).
 struct Checker {
     collection: String,
-    dimension: usize,
+    dimension: u32,
 }
 
 impl Checker {
@@ -523,80 +522,20 @@ impl Checker {
             ));
         }
         let document: Document = serde_json::from_slice(line).map_err(|e| json_error(&e))?;
-        self.check(&document)?;
-        Ok(document)
-    }
-
-    fn check(&self, document: &Document) -> Result<(), String> {
-        let id = &document.id;
-        if id.is_empty() {
-            return Err("`id` is empty".to_owned());
+        match validate::document(&document, self.dimension) {
+            Ok(_) => Ok(document),
+            // The one rule whose words need the collection's name.
+            Err(DocumentError::Dimension {
+                id,
+                expected,
+                received,
+            }) => Err(format!(
+                "the vector of document {id:?} has {received} dimensions, collection `{}` \
+                 expects {expected}",
+                self.collection
+            )),
+            Err(other) => Err(other.to_string()),
         }
-        if id.len() > MAX_ID_BYTES {
-            return Err(format!(
-                "`id` is {} bytes long; ids are at most {MAX_ID_BYTES} bytes",
-                id.len()
-            ));
-        }
-        if document.text.is_none() && document.vector.is_none() {
-            return Err(format!(
-                "document `{id}` has neither `text` nor `vector`; it needs at least one"
-            ));
-        }
-        if let Some(vector) = &document.vector {
-            if vector.len() != self.dimension {
-                return Err(format!(
-                    "the vector of document `{id}` has {} dimensions, collection `{}` expects {}",
-                    vector.len(),
-                    self.collection,
-                    self.dimension
-                ));
-            }
-            // JSON has no NaN or infinity, but a number beyond f32's range becomes infinite.
-            if let Some(index) = vector.iter().position(|x| !x.is_finite()) {
-                return Err(format!(
-                    "`vector[{index}]` of document `{id}` does not fit a 32-bit float"
-                ));
-            }
-        }
-        if let Some(metadata) = &document.metadata {
-            for (key, value) in metadata {
-                if !allowed_metadata(value) {
-                    return Err(format!(
-                        "`metadata.{key}` of document `{id}` is {}; metadata values are strings, \
-                         numbers, booleans or lists of those",
-                        kind(value)
-                    ));
-                }
-            }
-            let size = serde_json::to_vec(metadata).map_or(0, |json| json.len());
-            if size > MAX_METADATA_BYTES {
-                return Err(format!(
-                    "the metadata of document `{id}` is {size} bytes of JSON; at most \
-                     {MAX_METADATA_BYTES} are allowed"
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn allowed_metadata(value: &Value) -> bool {
-    match value {
-        Value::String(_) | Value::Number(_) | Value::Bool(_) => true,
-        Value::Array(items) => items
-            .iter()
-            .all(|v| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))),
-        Value::Null | Value::Object(_) => false,
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Object(_) => "an object",
-        Value::Array(_) => "a list holding a list, an object or null",
-        _ => "a scalar",
     }
 }
 
@@ -617,6 +556,7 @@ fn json_error(error: &serde_json::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ctxd_proto::limits::{MAX_ID_BYTES, MAX_METADATA_BYTES};
     use std::io::Cursor;
 
     fn checker() -> Checker {
@@ -650,16 +590,19 @@ mod tests {
                 br#"{"id":"a","text":"x","title":"t"}"#,
                 "unknown field `title`",
             ),
-            (br#"{"id":"","text":"x"}"#, "`id` is empty"),
+            (br#"{"id":"","text":"x"}"#, "document id is empty"),
             (br#"{"id":"a"}"#, "neither `text` nor `vector`"),
             (
                 br#"{"id":"a","vector":[1,2,3]}"#,
                 "has 3 dimensions, collection `notes` expects 2",
             ),
-            (br#"{"id":"a","vector":[1,1e39]}"#, "`vector[1]`"),
+            (
+                br#"{"id":"a","vector":[1,1e39]}"#,
+                "non-finite value at position 1",
+            ),
             (
                 br#"{"id":"a","text":"x","metadata":{"m":{"n":1}}}"#,
-                "`metadata.m`",
+                "metadata `m` of document \"a\" is an object",
             ),
             (br#"{"id":"a","text":"x","metadata":{"m":null}}"#, "is null"),
             (
@@ -686,7 +629,7 @@ mod tests {
             checker()
                 .document(big.as_bytes())
                 .expect_err("too big")
-                .contains("bytes of JSON")
+                .contains("bytes as JSON")
         );
     }
 

@@ -55,9 +55,7 @@ pub fn search(side: &ReadSide, params: &Search) -> Result<SearchResult, StorageE
     }
     let k = k as usize;
     if let Some(vector) = &params.vector {
-        validate::vector(vector, collection.dimension, &collection.name, || {
-            "query vector".to_owned()
-        })?;
+        validate::query_vector(vector, collection.dimension, &collection.name)?;
     }
     let weights = params.weights.unwrap_or_default();
     for (name, w) in [("lexical", weights.lexical), ("vector", weights.vector)] {

@@ -1,14 +1,14 @@
-//! Checks on request input that need no storage access, with messages that name the bad value.
+//! Request input checks that need no storage access: the protocol's rules
+//! ([`ctxd_proto::validate`]) applied to a request, with their failures turned into storage
+//! errors (so a dimension or a non-finite value gets its own wire code and details).
 
 use super::StorageError;
-use ctxd_proto::limits::{
-    MAX_BATCH_DOCUMENTS, MAX_DIMENSION, MAX_ID_BYTES, MAX_METADATA_BYTES, is_valid_collection_name,
-};
-use ctxd_proto::{Document, Metadata};
-use serde_json::Value;
+use ctxd_proto::Document;
+use ctxd_proto::limits::{MAX_BATCH_DOCUMENTS, MAX_DIMENSION, is_valid_collection_name};
+use ctxd_proto::validate::{self as rules, DocumentError};
 use std::collections::HashMap;
 
-/// A collection name per DESIGN §2.
+/// A collection name: 1–64 characters of `[A-Za-z0-9_.-]`, not starting with `.`.
 pub fn collection_name(name: &str) -> Result<(), StorageError> {
     if is_valid_collection_name(name) {
         Ok(())
@@ -19,7 +19,7 @@ pub fn collection_name(name: &str) -> Result<(), StorageError> {
     }
 }
 
-/// A collection dimension per DESIGN §2.
+/// A collection dimension: 1–4096.
 pub fn dimension(dimension: u32) -> Result<(), StorageError> {
     if (1..=MAX_DIMENSION).contains(&dimension) {
         Ok(())
@@ -30,31 +30,12 @@ pub fn dimension(dimension: u32) -> Result<(), StorageError> {
     }
 }
 
-/// A vector against its collection: right length, finite values.
-pub fn vector(
-    vector: &[f32],
-    expected: u32,
-    collection: &str,
-    what: impl Fn() -> String,
-) -> Result<(), StorageError> {
-    if vector.len() != expected as usize {
-        return Err(StorageError::DimensionMismatch {
-            what: what(),
-            collection: collection.to_owned(),
-            expected,
-            received: vector.len(),
-        });
-    }
-    if let Some(position) = vector.iter().position(|v| !v.is_finite()) {
-        return Err(StorageError::InvalidVector {
-            what: what(),
-            position,
-        });
-    }
-    Ok(())
+/// A query vector against its collection: right length, finite values.
+pub fn query_vector(vector: &[f32], expected: u32, collection: &str) -> Result<(), StorageError> {
+    rules::vector("", vector, expected).map_err(|e| refused(e, collection, "query vector"))
 }
 
-/// An upsert batch: size, and each document's id, content, vector and metadata. Returns each
+/// An upsert batch: size, each id once, and each document by the protocol's rules. Returns each
 /// document's metadata serialized (what is stored), so it is serialized once.
 pub fn upsert(
     documents: &[Document],
@@ -85,62 +66,30 @@ pub fn upsert(
     documents
         .iter()
         .map(|doc| {
-            id(&doc.id)?;
-            if doc.text.is_none() && doc.vector.is_none() {
-                return Err(StorageError::Invalid(format!(
-                    "document {:?} has neither `text` nor `vector`",
-                    doc.id
-                )));
-            }
-            if let Some(v) = &doc.vector {
-                vector(v, dimension, collection, || {
-                    format!("vector of document {:?}", doc.id)
-                })?;
-            }
-            doc.metadata
-                .as_ref()
-                .map(|m| metadata(&doc.id, m))
-                .transpose()
+            rules::document(doc, dimension).map_err(|e| {
+                let what = format!("vector of document {:?}", doc.id);
+                refused(e, collection, &what)
+            })
         })
         .collect()
 }
 
-/// A document id: non-empty, at most 512 bytes.
-pub fn id(id: &str) -> Result<(), StorageError> {
-    if id.is_empty() {
-        return Err(StorageError::Invalid("document id is empty".to_owned()));
+/// A broken rule as a storage error: vectors get their own codes and details, the rest is
+/// `bad_request`. `what` names the vector ("query vector", `vector of document "a"`).
+fn refused(error: DocumentError, collection: &str, what: &str) -> StorageError {
+    match error {
+        DocumentError::Dimension {
+            expected, received, ..
+        } => StorageError::DimensionMismatch {
+            what: what.to_owned(),
+            collection: collection.to_owned(),
+            expected,
+            received,
+        },
+        DocumentError::NonFinite { position, .. } => StorageError::InvalidVector {
+            what: what.to_owned(),
+            position,
+        },
+        other => StorageError::Invalid(other.to_string()),
     }
-    if id.len() > MAX_ID_BYTES {
-        let preview: String = id.chars().take(40).collect();
-        return Err(StorageError::Invalid(format!(
-            "document id {preview:?}… is {} bytes; the maximum is {MAX_ID_BYTES}",
-            id.len()
-        )));
-    }
-    Ok(())
-}
-
-/// Metadata values are strings, numbers, booleans or arrays of those; at most 64 KiB as JSON.
-fn metadata(id: &str, metadata: &Metadata) -> Result<String, StorageError> {
-    for (key, value) in metadata {
-        let scalar = |v: &Value| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_));
-        let ok = match value {
-            Value::Array(items) => items.iter().all(scalar),
-            other => scalar(other),
-        };
-        if !ok {
-            return Err(StorageError::Invalid(format!(
-                "metadata `{key}` of document {id:?} is {value}; values must be strings, numbers, booleans or lists of those"
-            )));
-        }
-    }
-    let text = serde_json::to_string(metadata)
-        .map_err(|e| StorageError::Invalid(format!("metadata of document {id:?}: {e}")))?;
-    if text.len() > MAX_METADATA_BYTES {
-        return Err(StorageError::Invalid(format!(
-            "metadata of document {id:?} is {} bytes as JSON; the maximum is {MAX_METADATA_BYTES}",
-            text.len()
-        )));
-    }
-    Ok(text)
 }
