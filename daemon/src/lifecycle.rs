@@ -25,10 +25,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, RwLock, RwLockReadGuard, watch};
 
-/// The lease length when `release` gives none (DESIGN §6).
+/// The lease length when `release` gives none (documented with `ctxd_proto::Release`).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
 
-/// How long `release` waits for requests in flight when it gives no `drain_ms` (DESIGN §6).
+/// How long `release` waits for requests in flight when it gives no `drain_ms` (documented with
+/// `ctxd_proto::Release`).
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
 
 /// What `release` answers.

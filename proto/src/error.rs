@@ -47,7 +47,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, in the order of DESIGN §5.
+    /// Every code: the original sixteen of protocol 1, then those added within it.
     pub const ALL: [ErrorCode; 16] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownOp,

@@ -583,8 +583,8 @@ pub struct SnapshotResult {
 
 /// Result of `check`.
 ///
-/// The verdict is `passed`, not `ok` as in DESIGN §6: result fields sit beside the envelope's
-/// own `ok`, which says whether the check could run at all.
+/// The verdict is `passed`, not `ok`: result fields sit beside the envelope's own `ok`, which
+/// says whether the check could run at all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
     /// Whether every part passed.

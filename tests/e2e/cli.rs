@@ -1,4 +1,4 @@
-//! The `ctxd` binary as a client: output formats and exit codes (DESIGN §8).
+//! The `ctxd` binary as a client: output formats and exit codes (exit codes: `daemon/src/exit.rs`).
 
 use crate::support::{Daemon, Scratch, ctxd};
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! The data subcommands of the `ctxd` binary (DESIGN §8) against a real daemon: `collections`,
+//! The data subcommands of the `ctxd` binary (exit codes: `daemon/src/exit.rs`) against a real daemon: `collections`,
 //! `import`, `export`, `search`, `get`, `delete`, `count` — their text and `--json` output, and
 //! their exit codes (0 success, 1 the operation failed, 2 usage error).
 

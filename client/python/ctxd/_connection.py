@@ -1,6 +1,6 @@
 """One socket connection to the daemon: write a request line, read a reply line.
 
-Framing is one compact JSON object per line, terminated by ``\\n`` (DESIGN §4). This module
+Framing is one compact JSON object per line, terminated by ``\\n`` (``proto/src/lib.rs``). This module
 knows bytes and lines only; what a line means is ``_wire``'s job, and when to reconnect is
 ``client``'s.
 """

@@ -6,7 +6,7 @@ and ``details`` (the code-specific fields the daemon sent beside ``code`` and ``
 example ``lease_expires_at`` with ``released`` or ``expected``/``received`` with
 ``dimension_mismatch``).
 
-Daemon errors (``proto/src/error.rs``, DESIGN §5) map through :data:`ERRORS_BY_CODE`; a code this
+Daemon errors (``proto/src/error.rs``) map through :data:`ERRORS_BY_CODE`; a code this
 client does not know becomes a plain :class:`Error` with that code, so a newer daemon never
 breaks an older client. The client's own failures (nothing listening, a dropped connection, a
 timeout, an unreadable reply) derive from :class:`TransportError` or :class:`ProtocolError`.

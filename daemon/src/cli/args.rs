@@ -419,7 +419,8 @@ where
         .try_map(|name: String| serde_json::from_value::<T>(serde_json::Value::String(name)))
 }
 
-/// Checks a collection name locally (DESIGN §2), so a typo is a usage error, not a round trip.
+/// Checks a collection name locally (the protocol's rule), so a typo is a usage error, not a
+/// round trip.
 pub fn collection_name(name: &str) -> Result<String, String> {
     if ctxd_proto::limits::is_valid_collection_name(name) {
         Ok(name.to_owned())

@@ -53,7 +53,7 @@ pub const LOCK_FILE: &str = "vectors/ann/lock.mdb";
 
 /// arroy's search budget per wanted hit and per tree, for each unit of the request's `effort`:
 /// `search_k = k × trees × SEARCH_K_PER_EFFORT × effort`. On the shared 100k real embeddings
-/// (FACTS.md) `search_k = 10 × trees × m` reached recall@10 0.94 at m = 10 and 0.97 at m = 20,
+/// (measured with arroy alone) `search_k = 10 × trees × m` reached recall@10 0.94 at m = 10 and 0.97 at m = 20,
 /// so the default effort (5) gives m = 20. Through the daemon (`CTXD_BENCH_ANN_THRESHOLD=1
 /// cargo bench -p ctxd --bench scifact`, README) recall@10 at 100k was 0.930 / 0.968 / 0.984 /
 /// 0.993 at effort 2 / 5 / 10 / 20.

@@ -8,7 +8,7 @@
 //! long before that; searches see it through the fresh set meanwhile.
 //!
 //! Batching: a build re-reads every item of the index, so it costs about the same for one
-//! change as for a thousand (FACTS.md: 0.25–2 s at 100k). The builder therefore takes every
+//! change as for a thousand (0.25–2 s at 100k, measured before the tier was built). The builder therefore takes every
 //! pending change at once and, after a build of `t` seconds, waits `t` before the next one:
 //! at most half of one core goes to building under a steady write load, and the batches grow
 //! with the build time by themselves.

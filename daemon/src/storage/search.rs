@@ -2,7 +2,7 @@
 //! or an exact scan), and their reciprocal rank fusion.
 //!
 //! Filters apply before ranking: the filter selects the candidate documents first, and both
-//! lists rank only candidates, so the filtered top k is the exact filtered top k (DESIGN §6).
+//! lists rank only candidates, so the filtered top k is the exact filtered top k.
 
 use super::StorageError;
 use super::ann;
@@ -22,11 +22,13 @@ use rusqlite::types::Value as SqlValue;
 use std::collections::HashMap;
 
 /// How deep each list goes in a hybrid search: reciprocal rank fusion of the top 100 of each
-/// list reached NDCG@10 0.720 on SciFact (shared/data/README.md), and deeper lists add little.
+/// list reached NDCG@10 0.720 on SciFact (`cargo bench -p ctxd --bench scifact`), and deeper lists
+/// add little.
 const HYBRID_DEPTH: usize = 100;
 
 /// Candidates re-scored exactly per wanted hit when the request has no `effort`: re-scoring the
-/// quantized scan's top 50 for k = 10 gave recall 1.0 at 100k real embeddings (FACTS.md).
+/// quantized scan's top 50 for k = 10 gave recall 1.0 at 100k real embeddings
+/// (`cargo bench -p ctxd --bench vector_scan`).
 const DEFAULT_EFFORT: usize = 5;
 
 /// The most candidates one search re-scores (bounds `effort` × `k`).
