@@ -12,7 +12,6 @@
 
 use ctxd_proto::Document;
 use ctxd_proto::limits::MAX_BATCH_DOCUMENTS;
-use std::io;
 use std::ops::Range;
 
 /// The most encoded JSON the documents of one `upsert` request may add up to: half of the
@@ -78,7 +77,7 @@ const F32_BOUND: usize = 17;
 const FIELDS_BOUND: usize = 48;
 
 /// An upper bound of `document`'s length as compact JSON: exact for the strings' escapes,
-/// [`F32_BOUND`] per vector component, the metadata measured (it is small, at most 64 KiB).
+/// [`F32_BOUND`] per vector component, the metadata's own compact text.
 pub(crate) fn encoded_len_bound(document: &Document) -> usize {
     let mut bytes = FIELDS_BOUND + string_bound(&document.id);
     if let Some(text) = &document.text {
@@ -88,7 +87,7 @@ pub(crate) fn encoded_len_bound(document: &Document) -> usize {
         bytes += vector.len() * F32_BOUND;
     }
     if let Some(metadata) = &document.metadata {
-        bytes += measured_len(metadata);
+        bytes += metadata.as_json().len();
     }
     bytes
 }
@@ -103,34 +102,9 @@ fn string_bound(text: &str) -> usize {
     2 + text.len() + 5 * escaped
 }
 
-/// The exact length of `value` as compact JSON, by serializing it into a counter.
-fn measured_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
-    let mut counter = Counter(0);
-    // Serializing protocol values cannot fail (string keys, no custom serializers); if it ever
-    // did, encoding the request fails too, with a proper error, so 0 here is harmless.
-    match serde_json::to_writer(&mut counter, value) {
-        Ok(()) => counter.0,
-        Err(_) => 0,
-    }
-}
-
 /// The requests a default client sends for `documents`.
 pub(crate) fn plan_default(documents: &[Document]) -> Vec<Range<usize>> {
     plan(documents, MAX_BATCH_DOCUMENTS, UPSERT_BATCH_BYTES)
-}
-
-/// An `io::Write` that only counts bytes.
-struct Counter(usize);
-
-impl io::Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -193,6 +167,7 @@ mod tests {
                         .as_object()
                         .cloned()
                         .expect("an object")
+                        .into()
                 }),
             };
             let exact = exact_len(&document);

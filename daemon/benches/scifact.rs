@@ -1088,13 +1088,17 @@ mod bench {
                 }
                 let norm = noisy.iter().map(|v| v * v).sum::<f64>().sqrt();
                 let vector = noisy.iter().map(|v| (v / norm) as f32).collect();
-                let mut metadata = chunk.metadata.clone().unwrap_or_default();
+                let mut metadata = chunk
+                    .metadata
+                    .as_ref()
+                    .map(Metadata::to_map)
+                    .unwrap_or_default();
                 metadata.insert("copy".to_owned(), copy.into());
                 out.push(Document {
                     id: format!("{}~{copy}", chunk.id),
                     text: chunk.text.as_ref().map(|t| format!("{t} (copy {copy})")),
                     vector: Some(vector),
-                    metadata: Some(metadata),
+                    metadata: Some(metadata.into()),
                 });
             }
         }
@@ -1216,7 +1220,8 @@ mod bench {
         entries
             .into_iter()
             .map(|(key, value)| (key.to_owned(), value))
-            .collect()
+            .collect::<serde_json::Map<_, _>>()
+            .into()
     }
 
     /// Every line of a JSONL file, or None if the file is missing; a malformed line panics.

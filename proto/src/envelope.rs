@@ -6,39 +6,104 @@
 
 use crate::error::{ErrorBody, ErrorCode};
 use crate::ops::{Call, Operation};
-use serde::de::{DeserializeOwned, Deserializer};
+use serde::de::value::MapDeserializer;
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Number, Value};
+use serde_json::Value;
+use serde_json::error::Category;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
 
-/// A request's `id`: any JSON number or string the client chooses, echoed in the reply.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum RequestId {
-    /// A numeric id, kept exactly as sent.
-    Number(Number),
-    /// A string id.
-    String(String),
-}
+/// A request's `id`: a JSON number or string the client chooses, echoed in the reply **byte for
+/// byte as sent** (`123456789012345678901234567890`, `-0` and `1.50` come back exactly so; a
+/// number is never reformatted as a float). At most [`MAX_ID_JSON_BYTES`] of JSON.
+#[derive(Clone)]
+pub struct RequestId(Box<RawValue>);
 
-impl From<u64> for RequestId {
-    fn from(n: u64) -> Self {
-        RequestId::Number(n.into())
+/// The longest request id, as JSON text: an id is a correlation token, not a payload.
+pub const MAX_ID_JSON_BYTES: usize = 256;
+
+impl RequestId {
+    /// The id whose JSON text is `json` (a number or a string, as written on the wire).
+    pub fn from_json(json: &str) -> Result<RequestId, String> {
+        let raw: Box<RawValue> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        RequestId::checked(raw)
+    }
+
+    /// The id's JSON text, exactly as the client wrote it.
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+
+    fn checked(raw: Box<RawValue>) -> Result<RequestId, String> {
+        let text = raw.get();
+        if text.len() > MAX_ID_JSON_BYTES {
+            return Err(format!(
+                "`id` is {} bytes of JSON; the maximum is {MAX_ID_JSON_BYTES}",
+                text.len()
+            ));
+        }
+        // Valid JSON (the parser read it): the first byte tells its type.
+        match text.as_bytes().first() {
+            Some(b'"' | b'-' | b'0'..=b'9') => Ok(RequestId(raw)),
+            _ => Err("`id` must be a number or a string".to_owned()),
+        }
     }
 }
 
-impl From<&str> for RequestId {
-    fn from(s: &str) -> Self {
-        RequestId::String(s.to_owned())
+impl PartialEq for RequestId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_json() == other.as_json()
+    }
+}
+
+impl Eq for RequestId {}
+
+impl std::hash::Hash for RequestId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_json().hash(state);
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestId({})", self.as_json())
     }
 }
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RequestId::Number(n) => write!(f, "{n}"),
-            RequestId::String(s) => write!(f, "{s:?}"),
-        }
+        f.write_str(self.as_json())
+    }
+}
+
+impl From<u64> for RequestId {
+    fn from(n: u64) -> Self {
+        RequestId::from_json(&n.to_string()).expect("an integer is a valid id")
+    }
+}
+
+impl From<&str> for RequestId {
+    fn from(s: &str) -> Self {
+        let json = serde_json::to_string(s).expect("a string always serializes");
+        RequestId::from_json(&json).unwrap_or_else(|_| {
+            // Only a string longer than the limit gets here.
+            RequestId::from_json("\"\"").expect("an empty string is a valid id")
+        })
+    }
+}
+
+impl Serialize for RequestId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        RequestId::checked(raw).map_err(serde::de::Error::custom)
     }
 }
 
@@ -65,54 +130,131 @@ pub struct Rejected {
     pub error: ErrorBody,
 }
 
+/// The fields of one JSON object, in order, each value still JSON text borrowed from the line:
+/// reading them validates the JSON but builds nothing.
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
+                while let Some(Key(key)) = map.next_key()? {
+                    fields.push((key, map.next_value()?));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(Object)
+    }
+}
+
+/// An object key, borrowed from the line unless it holds escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
+
 impl Request {
     /// Decodes one line (without its `\n`), classifying every failure as the protocol requires:
     /// unreadable JSON, a non-object or a bad field is `bad_request`; an `op` that names no
     /// operation is `unknown_op`. The id is recovered whenever the JSON itself is readable, so
     /// even a rejected request gets an answer the client can match.
+    ///
+    /// The line is read once into its fields (JSON text borrowed from the line), then the
+    /// operation's parameters are decoded from those straight into their types: no JSON tree
+    /// is built, and the limits of protocol 1 (vector length, documents per upsert, ids per
+    /// request, filter size) are enforced while reading, so the memory a request takes is a
+    /// small multiple of its line whatever the line holds.
     pub fn decode(line: &[u8]) -> Result<Request, Rejected> {
         let reject = |id: Option<RequestId>, code, message: String| Rejected {
             id,
             error: ErrorBody::new(code, message),
         };
-        let value: Value = serde_json::from_slice(line)
-            .map_err(|e| reject(None, ErrorCode::BadRequest, format!("malformed JSON: {e}")))?;
-        let Value::Object(mut object) = value else {
+        let Fields(fields) = serde_json::from_slice(line).map_err(|e| {
+            let message = match e.classify() {
+                Category::Data => "a request must be a JSON object".to_owned(),
+                _ => format!("malformed JSON: {e}"),
+            };
+            reject(None, ErrorCode::BadRequest, message)
+        })?;
+        let mut envelope: [Option<&RawValue>; 3] = [None; 3];
+        let mut duplicate = None;
+        let mut params = Vec::with_capacity(fields.len());
+        for (key, value) in fields {
+            let slot = match &*key {
+                "id" => 0,
+                "op" => 1,
+                "wait_ms" => 2,
+                _ => {
+                    params.push((key, value));
+                    continue;
+                }
+            };
+            if envelope[slot].replace(value).is_some() {
+                duplicate.get_or_insert(["id", "op", "wait_ms"][slot]);
+            }
+        }
+        let [id, op, wait_ms] = envelope;
+        if duplicate == Some("id") {
             return Err(reject(
                 None,
                 ErrorCode::BadRequest,
-                "a request must be a JSON object".to_owned(),
+                "duplicate field `id`".to_owned(),
             ));
+        }
+        let id = match id.filter(|raw| raw.get() != "null") {
+            None => None,
+            Some(raw) => Some(
+                RequestId::checked(raw.to_owned())
+                    .map_err(|message| reject(None, ErrorCode::BadRequest, message))?,
+            ),
         };
-        let id = match object.remove("id") {
-            None | Some(Value::Null) => None,
-            Some(value) => Some(RequestId::deserialize(value).map_err(|_| {
-                reject(
-                    None,
-                    ErrorCode::BadRequest,
-                    "`id` must be a number or a string".to_owned(),
-                )
-            })?),
-        };
-        let wait_ms = match object.remove("wait_ms") {
-            None | Some(Value::Null) => None,
-            Some(value) => Some(value.as_u64().ok_or_else(|| {
+        if let Some(field) = duplicate {
+            return Err(reject(
+                id,
+                ErrorCode::BadRequest,
+                format!("duplicate field `{field}`"),
+            ));
+        }
+        let wait_ms = match wait_ms.filter(|raw| raw.get() != "null") {
+            None => None,
+            Some(raw) => Some(serde_json::from_str::<u64>(raw.get()).map_err(|_| {
                 reject(
                     id.clone(),
                     ErrorCode::BadRequest,
-                    format!("`wait_ms` must be a non-negative integer, got {value}"),
+                    format!(
+                        "`wait_ms` must be a non-negative integer, got {}",
+                        raw.get()
+                    ),
                 )
             })?),
         };
-        let name = match object.get("op") {
-            Some(Value::String(name)) => name.clone(),
-            Some(other) => {
-                return Err(reject(
-                    id,
-                    ErrorCode::BadRequest,
-                    format!("`op` must be a string, got {other}"),
-                ));
-            }
+        let name: String = match op {
             None => {
                 return Err(reject(
                     id,
@@ -120,9 +262,15 @@ impl Request {
                     "missing field `op`".to_owned(),
                 ));
             }
+            Some(raw) => serde_json::from_str(raw.get()).map_err(|_| {
+                reject(
+                    id.clone(),
+                    ErrorCode::BadRequest,
+                    format!("`op` must be a string, got {}", raw.get()),
+                )
+            })?,
         };
-        object.remove("op");
-        match Operation::from_params(&name, object) {
+        match Operation::from_params(&name, params) {
             Some(Ok(op)) => Ok(Request { id, op, wait_ms }),
             Some(Err(e)) => Err(reject(
                 id,
@@ -213,23 +361,57 @@ impl<T: Serialize> Serialize for Response<T> {
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Response<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let mut object = Map::<String, Value>::deserialize(deserializer)?;
-        let id = match object.remove("id") {
-            None | Some(Value::Null) => None,
-            Some(value) => Some(RequestId::deserialize(value).map_err(D::Error::custom)?),
+        // The fields as JSON text, then each decoded into its type: no JSON tree in between.
+        let OwnedFields(mut fields) = OwnedFields::deserialize(deserializer)?;
+        let mut take = |name: &str| {
+            fields
+                .iter()
+                .position(|(key, _)| key == name)
+                .map(|at| fields.swap_remove(at).1)
         };
-        let outcome = match object.remove("ok") {
-            Some(Value::Bool(true)) => {
-                Ok(T::deserialize(Value::Object(object)).map_err(D::Error::custom)?)
+        let id = match take("id").filter(|raw| raw.get() != "null") {
+            None => None,
+            Some(raw) => Some(RequestId::checked(raw).map_err(D::Error::custom)?),
+        };
+        let ok = take("ok");
+        let error = take("error");
+        let outcome = match ok.as_ref().map(|raw| raw.get()) {
+            Some("true") => {
+                let rest = fields.iter().map(|(key, raw)| (key.as_str(), &**raw));
+                Ok(
+                    T::deserialize(MapDeserializer::<_, serde_json::Error>::new(rest))
+                        .map_err(D::Error::custom)?,
+                )
             }
-            Some(Value::Bool(false)) => {
-                let error = object
-                    .remove("error")
-                    .ok_or_else(|| D::Error::missing_field("error"))?;
-                Err(ErrorBody::deserialize(error).map_err(D::Error::custom)?)
+            Some("false") => {
+                let error = error.ok_or_else(|| D::Error::missing_field("error"))?;
+                Err(serde_json::from_str::<ErrorBody>(error.get()).map_err(D::Error::custom)?)
             }
             _ => return Err(D::Error::custom("reply has no boolean `ok`")),
         };
         Ok(Response { id, outcome })
+    }
+}
+
+/// The fields of one JSON object, each value kept as its JSON text.
+struct OwnedFields(Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for OwnedFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = OwnedFields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OwnedFields, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    fields.push((key, map.next_value()?));
+                }
+                Ok(OwnedFields(fields))
+            }
+        }
+        deserializer.deserialize_map(Object)
     }
 }

@@ -44,11 +44,15 @@ pub enum ErrorCode {
     Storage,
     /// A bug in the daemon; the message says what happened.
     Internal,
+    /// The disk holding the data directory is full (or the user's quota is reached). Nothing
+    /// of the request was written, every acknowledged write is safe, reads go on, and writes
+    /// succeed again once space is freed. Added within protocol 1.
+    DiskFull,
 }
 
 impl ErrorCode {
     /// Every code: the original sixteen of protocol 1, then those added within it.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownOp,
         ErrorCode::FrameTooLarge,
@@ -65,6 +69,7 @@ impl ErrorCode {
         ErrorCode::SnapshotFailed,
         ErrorCode::Storage,
         ErrorCode::Internal,
+        ErrorCode::DiskFull,
     ];
 
     /// The code as it appears on the wire (`"bad_request"`, ...).
@@ -86,6 +91,7 @@ impl ErrorCode {
             ErrorCode::SnapshotFailed => "snapshot_failed",
             ErrorCode::Storage => "storage",
             ErrorCode::Internal => "internal",
+            ErrorCode::DiskFull => "disk_full",
         }
     }
 }

@@ -86,6 +86,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod bounded;
 mod envelope;
 mod error;
 pub mod filter;
@@ -94,7 +95,7 @@ pub mod ops;
 pub mod types;
 pub mod validate;
 
-pub use envelope::{Rejected, Request, RequestId, Response, encode_request};
+pub use envelope::{MAX_ID_JSON_BYTES, Rejected, Request, RequestId, Response, encode_request};
 pub use error::{ErrorBody, ErrorCode};
 pub use filter::{Comparison, Filter, Scalar};
 pub use ops::*;

@@ -16,6 +16,16 @@ pub const MAX_DIMENSION: u32 = 4096;
 /// The longest collection name.
 pub const MAX_COLLECTION_NAME: usize = 64;
 
+/// The most ids one `get` or `delete` may name.
+pub const MAX_IDS: usize = 100_000;
+
+/// The largest `filter`, as JSON text: enough for an `$in` of thousands of values.
+pub const MAX_FILTER_BYTES: usize = 1 << 20;
+
+/// The largest hybrid-search weight: the fused score, at most the sum of the weights, then
+/// stays a finite number for any `rrf_k`.
+pub const MAX_WEIGHT: f64 = 1e6;
+
 /// The longest label a client chooses for people to read (a lease's `holder`, a client's name
 /// in `hello`): enough for a tool's name and purpose, short enough for one status line.
 pub const MAX_LABEL_BYTES: usize = 128;

@@ -12,7 +12,10 @@ use crate::types::{
     SnapshotFile, State, Tokenizer, UnixMillis, Weights,
 };
 use serde::de::DeserializeOwned;
+use serde::de::value::MapDeserializer;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 /// One operation with its parameters: the `op` field of a request selects the variant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,15 +125,14 @@ pub trait Call: Into<Operation> + Serialize {
 macro_rules! calls {
     ($($params:ident => $output:ty, $op:literal;)*) => {
         impl Operation {
-            /// Decodes the parameters of the operation `name` from a request object (without
-            /// `id`, `op` and `wait_ms`). The error names the offending field, e.g.
-            /// ``dimension: invalid type: string "x", expected u32``. `None` if `name` is not an
-            /// operation.
-            pub fn from_params(
+            /// Decodes the parameters of the operation `name` from a request's fields (without
+            /// `id`, `op` and `wait_ms`), each still JSON text. The error names the offending
+            /// field, e.g. ``dimension: invalid type: string "x", expected u32``. `None` if
+            /// `name` is not an operation.
+            pub(crate) fn from_params<'a>(
                 name: &str,
-                params: serde_json::Map<String, serde_json::Value>,
+                params: Vec<(Cow<'a, str>, &'a RawValue)>,
             ) -> Option<Result<Operation, String>> {
-                let params = serde_json::Value::Object(params);
                 Some(match name {
                     $($op => decode_params::<$params>(params).map(Operation::$params),)*
                     _ => return None,
@@ -150,9 +152,13 @@ macro_rules! calls {
     )*};
 }
 
-fn decode_params<T: DeserializeOwned>(params: serde_json::Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(params).map_err(|e| {
-        let message = e.inner().to_string();
+/// Decodes `T` from fields whose values are JSON text, straight into `T` (no JSON tree).
+fn decode_params<'a, T: Deserialize<'a>>(
+    params: Vec<(Cow<'a, str>, &'a RawValue)>,
+) -> Result<T, String> {
+    let fields = MapDeserializer::<_, serde_json::Error>::new(params.into_iter());
+    serde_path_to_error::deserialize(fields).map_err(|e| {
+        let message = without_position(e.inner());
         let mut path = e.path().to_string();
         if message.starts_with("unknown field") {
             // The path ends with the unknown key, which the message already names: keep only
@@ -167,6 +173,19 @@ fn decode_params<T: DeserializeOwned>(params: serde_json::Value) -> Result<T, St
             format!("`{path}`: {message}")
         }
     })
+}
+
+/// serde_json's message without its " at line L column C": the position is inside one field's
+/// value, which the path already names.
+fn without_position(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    if error.line() == 0 {
+        return message;
+    }
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    message
+        .strip_suffix(&suffix)
+        .map_or_else(|| message.clone(), str::to_owned)
 }
 
 calls! {
@@ -272,7 +291,8 @@ pub struct DropCollection {
 pub struct Upsert {
     /// The collection's name.
     pub collection: String,
-    /// The documents; each carries `text`, `vector` or both.
+    /// The documents (at most 1000); each carries `text`, `vector` or both.
+    #[serde(deserialize_with = "crate::bounded::documents")]
     pub documents: Vec<Document>,
 }
 
@@ -282,8 +302,12 @@ pub struct Upsert {
 pub struct Delete {
     /// The collection's name.
     pub collection: String,
-    /// Documents to delete.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Documents to delete (at most 100,000 ids).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::bounded::ids"
+    )]
     pub ids: Option<Vec<String>>,
     /// Delete the documents that match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -296,8 +320,13 @@ pub struct Delete {
 pub struct Get {
     /// The collection's name.
     pub collection: String,
-    /// Documents to read (missing ids are skipped).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Documents to read, in this order (missing ids and repeats are skipped; at most 100,000
+    /// ids).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::bounded::ids"
+    )]
     pub ids: Option<Vec<String>>,
     /// Read the documents that match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -334,7 +363,11 @@ pub struct Search {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// Query vector.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::bounded::vector"
+    )]
     pub vector: Option<Vec<f32>>,
     /// Number of hits, default 10, at most 1000.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,7 @@
 //! Values that appear inside requests and results: documents, collections, hits, leases.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Implements `Deserialize` for a struct so that only a JSON object is accepted (serde's derive
@@ -29,9 +30,127 @@ macro_rules! object_only {
     };
 }
 
-/// A document's metadata: a JSON object whose values are strings, numbers, booleans or arrays
-/// of those (at most 64 KiB serialized).
-pub type Metadata = Map<String, Value>;
+/// A document's metadata: a JSON object whose values are strings, numbers, booleans or lists of
+/// those (at most 64 KiB as compact JSON; see [`crate::validate`]).
+///
+/// It is kept as its compact JSON text, which is what the daemon stores and returns: metadata
+/// passes through a request and a read without ever being built into a JSON tree (a tree costs
+/// up to 30 bytes of memory for each byte of `[0,0,…]`). [`Metadata::to_map`] and
+/// [`Metadata::get`] read it when a program wants the values.
+///
+/// ```
+/// use ctxd_proto::Metadata;
+/// let metadata = Metadata::from_json(r#"{ "kind": "fact", "year": 2024 }"#).unwrap();
+/// assert_eq!(metadata.as_json(), r#"{"kind":"fact","year":2024}"#);
+/// assert_eq!(metadata.get("year"), Some(serde_json::json!(2024)));
+/// ```
+#[derive(Clone)]
+pub struct Metadata(Box<RawValue>);
+
+impl Metadata {
+    /// Metadata from JSON text: it must be an object; whitespace outside strings is dropped.
+    /// (Which values an object may hold is checked by [`crate::validate::metadata`].)
+    pub fn from_json(json: &str) -> Result<Metadata, serde_json::Error> {
+        let raw: Box<RawValue> = serde_json::from_str(json)?;
+        Metadata::from_raw(raw)
+    }
+
+    /// Like [`Metadata::from_json`], taking the text without copying it.
+    pub fn from_json_string(json: String) -> Result<Metadata, serde_json::Error> {
+        Metadata::from_raw(RawValue::from_string(json)?)
+    }
+
+    fn from_raw(raw: Box<RawValue>) -> Result<Metadata, serde_json::Error> {
+        use serde::de::Error;
+        if !raw.get().starts_with('{') {
+            return Err(serde_json::Error::custom(
+                "metadata must be a JSON object of field names and values",
+            ));
+        }
+        Ok(Metadata(match compact(raw.get()) {
+            Some(compacted) => RawValue::from_string(compacted)?,
+            None => raw,
+        }))
+    }
+
+    /// The compact JSON text.
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The metadata as a map of field names to values.
+    pub fn to_map(&self) -> Map<String, Value> {
+        // The text is a JSON object: it always parses into a map.
+        serde_json::from_str(self.as_json()).unwrap_or_default()
+    }
+
+    /// The value of one field.
+    pub fn get(&self, key: &str) -> Option<Value> {
+        self.to_map().remove(key)
+    }
+}
+
+/// JSON text without the whitespace outside its strings, or `None` when it has none. Works on
+/// bytes: whitespace, quotes and backslashes are ASCII, which never occurs inside the encoding
+/// of another UTF-8 character.
+fn compact(json: &str) -> Option<String> {
+    let mut out: Option<Vec<u8>> = None;
+    let (mut in_string, mut escaped) = (false, false);
+    for (i, &b) in json.as_bytes().iter().enumerate() {
+        let skip = if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            false
+        } else {
+            in_string = b == b'"';
+            matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+        };
+        match (&mut out, skip) {
+            (None, true) => out = Some(json.as_bytes()[..i].to_vec()),
+            (Some(out), false) => out.push(b),
+            _ => {}
+        }
+    }
+    out.map(|bytes| String::from_utf8(bytes).expect("only ASCII whitespace was removed"))
+}
+
+impl From<Map<String, Value>> for Metadata {
+    fn from(map: Map<String, Value>) -> Metadata {
+        let json = serde_json::to_string(&map).expect("a map always serializes");
+        Metadata(RawValue::from_string(json).expect("a serialized map is valid JSON"))
+    }
+}
+
+impl PartialEq for Metadata {
+    /// The same fields with the same values, in any order.
+    fn eq(&self, other: &Metadata) -> bool {
+        self.as_json() == other.as_json() || self.to_map() == other.to_map()
+    }
+}
+
+impl std::fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Metadata({})", self.as_json())
+    }
+}
+
+impl Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Metadata::from_raw(raw).map_err(serde::de::Error::custom)
+    }
+}
 
 /// Unix time in milliseconds (UTC), as used by every timestamp of the protocol.
 pub type UnixMillis = u64;
@@ -157,7 +276,7 @@ struct DocumentFields {
     id: String,
     #[serde(default)]
     text: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::bounded::vector")]
     vector: Option<Vec<f32>>,
     #[serde(default)]
     metadata: Option<Metadata>,
@@ -294,4 +413,26 @@ pub struct CheckDetails {
     pub vectors: CheckReport,
     /// Both stores hold the same documents at the same generation.
     pub consistency: CheckReport,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_is_kept_compact_and_reads_as_a_map() {
+        let spaced = "{ \"a b\" : [1, 2],\n\t\"q\": \"x \\\" y\" , \"é\": \"  \" }";
+        let metadata = Metadata::from_json(spaced).expect("an object");
+        assert_eq!(metadata.as_json(), r#"{"a b":[1,2],"q":"x \" y","é":"  "}"#);
+        assert_eq!(metadata.get("q"), Some(Value::String("x \" y".into())));
+        let compact = Metadata::from_json(r#"{"a":1}"#).expect("an object");
+        assert_eq!(compact.as_json(), r#"{"a":1}"#);
+        let reordered =
+            Metadata::from_json(r#"{"q":"x \" y","é":"  ","a b":[1,2]}"#).expect("object");
+        assert_eq!(metadata, reordered, "equal maps are equal metadata");
+        assert!(Metadata::from_json("[1]").is_err());
+        assert!(Metadata::from_json("\"text\"").is_err());
+        let map: Map<String, Value> = serde_json::from_str(r#"{"k":[true,"v",1.5]}"#).expect("map");
+        assert_eq!(Metadata::from(map.clone()).to_map(), map);
+    }
 }

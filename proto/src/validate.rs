@@ -12,7 +12,9 @@
 
 use crate::limits::{MAX_ID_BYTES, MAX_LABEL_BYTES, MAX_METADATA_BYTES};
 use crate::types::{Document, Metadata};
-use serde_json::Value;
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use std::fmt;
 
 /// Why a document breaks the rules. `Display` is the message, naming the document and value.
@@ -140,9 +142,8 @@ pub fn vector(id: &str, vector: &[f32], dimension: u32) -> Result<(), DocumentEr
     }
 }
 
-/// A document for a collection of `dimension`: every rule of the table above. Returns its
-/// metadata as compact JSON (what the daemon stores), serialized once.
-pub fn document(doc: &Document, dimension: u32) -> Result<Option<String>, DocumentError> {
+/// A document for a collection of `dimension`: every rule of the table above.
+pub fn document(doc: &Document, dimension: u32) -> Result<(), DocumentError> {
     id(&doc.id)?;
     if doc.text.is_none() && doc.vector.is_none() {
         return Err(DocumentError::NoContent { id: doc.id.clone() });
@@ -150,42 +151,130 @@ pub fn document(doc: &Document, dimension: u32) -> Result<Option<String>, Docume
     if let Some(v) = &doc.vector {
         vector(&doc.id, v, dimension)?;
     }
-    doc.metadata
-        .as_ref()
-        .map(|m| metadata(&doc.id, m))
-        .transpose()
+    match &doc.metadata {
+        Some(m) => metadata(&doc.id, m),
+        None => Ok(()),
+    }
 }
 
 /// Metadata of document `id`: scalar values or lists of scalars, at most [`MAX_METADATA_BYTES`]
-/// as compact JSON, which is returned.
-pub fn metadata(id: &str, metadata: &Metadata) -> Result<String, DocumentError> {
-    let scalar = |v: &Value| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_));
-    for (key, value) in metadata {
-        let kind = match value {
-            Value::Null => Some("null"),
-            Value::Object(_) => Some("an object"),
-            Value::Array(items) if !items.iter().all(scalar) => {
-                Some("a list holding a list, an object or null")
-            }
-            _ => None,
-        };
-        if let Some(kind) = kind {
-            return Err(DocumentError::MetadataValue {
-                id: id.to_owned(),
-                key: key.clone(),
-                kind,
-            });
-        }
-    }
-    // A map of strings and JSON values always serializes.
-    let text = serde_json::to_string(metadata).unwrap_or_default();
-    if text.len() > MAX_METADATA_BYTES {
-        return Err(DocumentError::MetadataTooLarge {
+/// as compact JSON. Read from its JSON text without building a tree.
+pub fn metadata(id: &str, metadata: &Metadata) -> Result<(), DocumentError> {
+    // The text is a valid JSON object (a `Metadata` is never anything else).
+    if let Ok(Shape(Some((key, kind)))) = serde_json::from_str::<Shape>(metadata.as_json()) {
+        return Err(DocumentError::MetadataValue {
             id: id.to_owned(),
-            bytes: text.len(),
+            key,
+            kind,
         });
     }
-    Ok(text)
+    let bytes = metadata.as_json().len();
+    if bytes > MAX_METADATA_BYTES {
+        return Err(DocumentError::MetadataTooLarge {
+            id: id.to_owned(),
+            bytes,
+        });
+    }
+    Ok(())
+}
+
+/// The first metadata field whose value is not allowed, and what it is in words.
+struct Shape(Option<(String, &'static str)>);
+
+impl<'de> Deserialize<'de> for Shape {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Shape, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = Shape;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a metadata object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+                let mut first = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    let Kind(kind) = map.next_value()?;
+                    if first.is_none()
+                        && let Some(kind) = kind
+                    {
+                        first = Some((key, kind));
+                    }
+                }
+                Ok(Shape(first))
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// A metadata value: `None` when allowed, else what it is in words.
+struct Kind(Option<&'static str>);
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Kind, D::Error> {
+        deserializer.deserialize_any(KindVisitor { in_list: false })
+    }
+}
+
+/// Classifies a value; inside a list, only scalars are allowed.
+struct KindVisitor {
+    in_list: bool,
+}
+
+impl<'de> Visitor<'de> for KindVisitor {
+    type Value = Kind;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a metadata value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Kind, E> {
+        Ok(Kind(None))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Kind, E> {
+        Ok(Kind(None))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Kind, E> {
+        Ok(Kind(None))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Kind, E> {
+        Ok(Kind(None))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Kind, E> {
+        Ok(Kind(None))
+    }
+    fn visit_unit<E>(self) -> Result<Kind, E> {
+        Ok(Kind(Some(if self.in_list { LIST_KIND } else { "null" })))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kind, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Kind(Some(if self.in_list {
+            LIST_KIND
+        } else {
+            "an object"
+        })))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Kind, A::Error> {
+        if self.in_list {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(Kind(Some(LIST_KIND)));
+        }
+        let mut bad = None;
+        while let Some(Kind(kind)) = seq.next_element_seed(ListElement)? {
+            bad = bad.or(kind);
+        }
+        Ok(Kind(bad))
+    }
+}
+
+/// What a list holding something other than scalars is, in words.
+const LIST_KIND: &str = "a list holding a list, an object or null";
+
+/// An element of a metadata list.
+struct ListElement;
+
+impl<'de> DeserializeSeed<'de> for ListElement {
+    type Value = Kind;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Kind, D::Error> {
+        deserializer.deserialize_any(KindVisitor { in_list: true })
+    }
 }
 
 /// Why a label was refused.
@@ -237,7 +326,7 @@ fn printable(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn doc(value: Value) -> Document {
         serde_json::from_value(value).expect("a document")
@@ -247,10 +336,10 @@ mod tests {
     fn documents_follow_the_rules() {
         let ok =
             doc(json!({"id": "a", "text": "x", "vector": [1, 0.5], "metadata": {"k": ["x", 1]}}));
-        assert_eq!(document(&ok, 2), Ok(Some(r#"{"k":["x",1]}"#.to_owned())));
+        assert_eq!(document(&ok, 2), Ok(()));
         assert_eq!(
             document(&doc(json!({"id": "b", "vector": [0, 0]})), 2),
-            Ok(None)
+            Ok(())
         );
         for (value, needle) in [
             (json!({"id": "", "text": "x"}), "document id is empty"),

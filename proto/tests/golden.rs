@@ -673,7 +673,7 @@ fn optional_envelope_fields_may_be_absent_or_null() {
         (r#"{"id":null,"op":"ping","wait_ms":null}"#, None),
         (
             r#"{"id":1.5,"op":"ping"}"#,
-            Some(RequestId::Number(Number::from_f64(1.5).expect("finite"))),
+            Some(RequestId::from_json("1.5").expect("a number")),
         ),
         (r#"{"id":"","op":"ping","wait_ms":0}"#, Some("".into())),
     ] {
@@ -860,4 +860,122 @@ fn the_fixture_loader_rejects_duplicate_keys() {
     let StrictValue(value) = serde_json::from_str(r#"{"a": [1, -2, 2.5, "x", null, {"b": true}]}"#)
         .expect("a plain object loads");
     assert_eq!(value, json!({"a": [1, -2, 2.5, "x", null, {"b": true}]}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ids, limits and metadata, as decoded
+
+#[test]
+fn request_ids_are_kept_and_echoed_byte_for_byte() {
+    for id in [
+        "123456789012345678901234567890",
+        "-0",
+        "1.50",
+        "1E+3",
+        r#""\u00e9t\u00e9""#,
+        r#""été""#,
+    ] {
+        let request = Request::decode(format!(r#"{{"op":"ping","id":{id}}}"#).as_bytes())
+            .unwrap_or_else(|r| panic!("{id}: {}", r.error));
+        let got = request.id.expect("an id");
+        assert_eq!(got.as_json(), id);
+        let reply = serde_json::to_string(&Response::<Empty> {
+            id: Some(got),
+            outcome: Ok(Empty {}),
+        })
+        .expect("a reply");
+        assert_eq!(reply, format!(r#"{{"id":{id},"ok":true}}"#));
+        let back: Response<Empty> = serde_json::from_str(&reply).expect("decodes");
+        assert_eq!(back.id.expect("id").as_json(), id);
+    }
+    let long = format!(r#"{{"op":"ping","id":"{}"}}"#, "x".repeat(300));
+    assert_rejected(&long, ErrorCode::BadRequest, None, &["`id`", "256"]);
+}
+
+#[test]
+fn the_limits_are_enforced_while_decoding() {
+    let values = |n: usize| vec!["0"; n].join(",");
+    let vector = format!(
+        r#"{{"id":1,"op":"upsert","collection":"c","documents":[{{"id":"a","vector":[{}]}}]}}"#,
+        values(4097)
+    );
+    assert_rejected(
+        &vector,
+        ErrorCode::BadRequest,
+        Some(1.into()),
+        &["more than 4096 values"],
+    );
+    let fits = vector.replace(&values(4097), &values(4096));
+    Request::decode(fits.as_bytes()).expect("4096 values are a vector");
+    let query = format!(
+        r#"{{"id":1,"op":"search","collection":"c","vector":[{}]}}"#,
+        values(5000)
+    );
+    assert_rejected(
+        &query,
+        ErrorCode::BadRequest,
+        Some(1.into()),
+        &["`vector`", "4096"],
+    );
+
+    let documents = vec![r#"{"id":"a","text":"t"}"#; 1001].join(",");
+    let upsert = format!(r#"{{"id":2,"op":"upsert","collection":"c","documents":[{documents}]}}"#);
+    assert_rejected(
+        &upsert,
+        ErrorCode::BadRequest,
+        Some(2.into()),
+        &["more than 1000 documents"],
+    );
+
+    let ids = vec![r#""i""#; 100_001].join(",");
+    for op in ["get", "delete"] {
+        let line = format!(r#"{{"id":3,"op":"{op}","collection":"c","ids":[{ids}]}}"#);
+        assert_rejected(
+            &line,
+            ErrorCode::BadRequest,
+            Some(3.into()),
+            &["more than 100000 ids"],
+        );
+    }
+
+    let huge_in = format!(
+        r#"{{"id":4,"op":"count","collection":"c","filter":{{"k":{{"$in":[{}]}}}}}}"#,
+        values(600_000)
+    );
+    assert_rejected(
+        &huge_in,
+        ErrorCode::BadRequest,
+        Some(4.into()),
+        &["`filter`", "bytes of JSON"],
+    );
+
+    assert_rejected(
+        r#"{"id":5,"op":"ping","op":"ping"}"#,
+        ErrorCode::BadRequest,
+        Some(5.into()),
+        &["duplicate field `op`"],
+    );
+    assert_rejected(
+        r#"{"id":6,"op":"get_collection","name":"a","name":"b"}"#,
+        ErrorCode::BadRequest,
+        Some(6.into()),
+        &["duplicate field `name`"],
+    );
+}
+
+#[test]
+fn metadata_is_decoded_as_compact_json_text() {
+    let line = r#"{"id":1,"op":"upsert","collection":"c","documents":[{"id":"a","text":"t","metadata":{ "kind" : "fact", "n": [1, 2] }}]}"#;
+    let request = Request::decode(line.as_bytes()).expect("valid");
+    let Operation::Upsert(upsert) = request.op else {
+        panic!("an upsert")
+    };
+    let metadata = upsert.documents[0].metadata.as_ref().expect("metadata");
+    assert_eq!(metadata.as_json(), r#"{"kind":"fact","n":[1,2]}"#);
+    assert_rejected(
+        r#"{"id":2,"op":"upsert","collection":"c","documents":[{"id":"a","text":"t","metadata":[1]}]}"#,
+        ErrorCode::BadRequest,
+        Some(2.into()),
+        &["`documents[0].metadata`", "object"],
+    );
 }

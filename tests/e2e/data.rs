@@ -13,7 +13,7 @@ pub fn doc(id: &str, text: Option<&str>, vector: Option<Vec<f32>>, metadata: Val
         id: id.to_owned(),
         text: text.map(str::to_owned),
         vector,
-        metadata: metadata.as_object().cloned(),
+        metadata: metadata.as_object().cloned().map(Into::into),
     }
 }
 
@@ -278,7 +278,7 @@ async fn upsert_inserts_then_replaces_whole_documents() {
     assert_eq!(got.documents[0].vector, None);
     assert_eq!(
         got.documents[1].metadata,
-        json!({"n": 2}).as_object().cloned()
+        json!({"n": 2}).as_object().cloned().map(Into::into)
     );
     assert_eq!(
         client
@@ -499,6 +499,68 @@ async fn get_pages_in_insertion_order_and_honours_include() {
     )
     .await;
     assert_eq!(ordered, ["20", "02", "11"]);
+}
+
+/// `get` by ids keeps the order asked, skips missing ids and later repeats, pages through that
+/// order, and combines with a filter; 40,000 ids with 4,000 hits (once 2.5–3.8 s: the id list
+/// was parsed again for every row) come back in order.
+#[tokio::test]
+async fn get_by_ids_keeps_their_order_skips_missing_and_repeated_ids_and_pages() {
+    let scratch = Scratch::new();
+    let daemon = Daemon::start(&scratch);
+    let client = daemon.client().await;
+    create(&client, "c", 2).await;
+    put(&client, "c", numbered(1000, "t")).await;
+    let by_ids = |list: &[&str]| Get {
+        ids: Some(list.iter().map(|s| (*s).to_owned()).collect()),
+        ..get_all("c")
+    };
+    let asked = ["d7", "d3", "missing", "d7", "d42", "d0", "d3"];
+    assert_eq!(
+        ids(&client, by_ids(&asked)).await,
+        ["d7", "d3", "d42", "d0"]
+    );
+    let paged = Get {
+        offset: Some(1),
+        limit: Some(2),
+        ..by_ids(&asked)
+    };
+    assert_eq!(ids(&client, paged).await, ["d3", "d42"]);
+    let filtered = Get {
+        filter: Some(filter(json!({"i": {"$gte": 5}}))),
+        ..by_ids(&asked)
+    };
+    assert_eq!(ids(&client, filtered).await, ["d7", "d42"]);
+    assert_eq!(ids(&client, by_ids(&[])).await, Vec::<String>::new());
+
+    for batch in 1..4 {
+        let documents = (batch * 1000..(batch + 1) * 1000)
+            .map(|i| doc(&format!("d{i}"), Some("t"), None, json!({"i": i})))
+            .collect();
+        put(&client, "c", documents).await;
+    }
+    // 40,000 ids, newest first; every tenth exists.
+    let many: Vec<String> = (0..40_000)
+        .rev()
+        .map(|i| {
+            if i % 10 == 0 {
+                format!("d{}", i / 10)
+            } else {
+                format!("missing-{i}")
+            }
+        })
+        .collect();
+    let expected: Vec<String> = (0..4000).rev().map(|i| format!("d{i}")).collect();
+    let got = ids(
+        &client,
+        Get {
+            ids: Some(many),
+            limit: Some(10_000),
+            ..get_all("c")
+        },
+    )
+    .await;
+    assert_eq!(got, expected);
 }
 
 #[tokio::test]

@@ -102,7 +102,10 @@ async fn lexical_search_stems_ranks_and_reports_ranks() {
     );
     assert_eq!(
         result.hits[0].metadata,
-        json!({"class": "mammal", "legs": 4}).as_object().cloned()
+        json!({"class": "mammal", "legs": 4})
+            .as_object()
+            .cloned()
+            .map(Into::into)
     );
 
     let river = hit_ids(

@@ -150,7 +150,10 @@ mod tests {
                 id: "a".into(),
                 text: Some("otters\nhold hands".into()),
                 vector: Some(vec![1.0, 0.5]),
-                metadata: serde_json::json!({"kind": "fact"}).as_object().cloned(),
+                metadata: serde_json::json!({"kind": "fact"})
+                    .as_object()
+                    .cloned()
+                    .map(Into::into),
             },
             Document {
                 id: "b".into(),

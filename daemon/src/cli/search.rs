@@ -101,7 +101,10 @@ mod tests {
                     vector: Some(3),
                 },
                 text: Some(format!("otters hold\nhands {}", "x".repeat(200))),
-                metadata: serde_json::json!({"kind": "fact"}).as_object().cloned(),
+                metadata: serde_json::json!({"kind": "fact"})
+                    .as_object()
+                    .cloned()
+                    .map(Into::into),
                 vector: None,
             },
             Hit {

@@ -35,8 +35,9 @@ impl StoredDoc {
                 None
             },
             metadata: if include.contains(&Field::Metadata) {
+                // Stored as the compact text the request carried: passed through as it is.
                 self.metadata
-                    .and_then(|m| serde_json::from_str::<Metadata>(&m).ok())
+                    .and_then(|m| Metadata::from_json_string(m).ok())
             } else {
                 None
             },

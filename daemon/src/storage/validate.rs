@@ -35,13 +35,12 @@ pub fn query_vector(vector: &[f32], expected: u32, collection: &str) -> Result<(
     rules::vector("", vector, expected).map_err(|e| refused(e, collection, "query vector"))
 }
 
-/// An upsert batch: size, each id once, and each document by the protocol's rules. Returns each
-/// document's metadata serialized (what is stored), so it is serialized once.
+/// An upsert batch: size, each id once, and each document by the protocol's rules.
 pub fn upsert(
     documents: &[Document],
     dimension: u32,
     collection: &str,
-) -> Result<Vec<Option<String>>, StorageError> {
+) -> Result<(), StorageError> {
     if documents.is_empty() {
         return Err(StorageError::Invalid("`documents` is empty".to_owned()));
     }
@@ -63,15 +62,13 @@ pub fn upsert(
             )));
         }
     }
-    documents
-        .iter()
-        .map(|doc| {
-            rules::document(doc, dimension).map_err(|e| {
-                let what = format!("vector of document {:?}", doc.id);
-                refused(e, collection, &what)
-            })
-        })
-        .collect()
+    for doc in documents {
+        rules::document(doc, dimension).map_err(|e| {
+            let what = format!("vector of document {:?}", doc.id);
+            refused(e, collection, &what)
+        })?;
+    }
+    Ok(())
 }
 
 /// A broken rule as a storage error: vectors get their own codes and details, the rest is

@@ -27,7 +27,8 @@ use super::validate;
 use super::vector_set::VectorSet;
 use super::vectors::{VectorChange, VectorStore};
 use ctxd_proto::{
-    CollectionInfo, CreateCollection, Delete, DeleteResult, DropCollection, Upsert, UpsertResult,
+    CollectionInfo, CreateCollection, Delete, DeleteResult, DropCollection, Metadata, Upsert,
+    UpsertResult,
 };
 use rusqlite::Connection;
 use std::sync::atomic::Ordering;
@@ -59,18 +60,25 @@ pub enum Written {
     Deleted(DeleteResult),
 }
 
+/// A change to a collection's in-memory vector set itself.
+enum SetEffect {
+    New(u16, usize, ctxd_proto::Distance),
+    Drop(u16),
+}
+
 /// A change to the in-memory state, applied in order after both commits.
 enum Effect {
-    NewSet(u16, usize, ctxd_proto::Distance),
-    DropSet(u16),
-    Vector(VectorChange),
+    Set(SetEffect),
+    /// The group's journaled vector changes in this range: applied from the journal itself, so
+    /// the vectors of a write are never copied for memory.
+    Changes(std::ops::Range<usize>),
 }
 
 /// What one request did inside the transaction.
 struct Applied {
     written: Written,
     changes: Vec<VectorChange>,
-    effects: Vec<Effect>,
+    sets: Vec<SetEffect>,
     /// Whether it changed anything (a no-op does not take a generation).
     wrote: bool,
 }
@@ -105,13 +113,15 @@ pub fn commit_group(
         for op in ops {
             let before = catalog.clone();
             conn.execute_batch("SAVEPOINT request")?;
-            match apply(conn, &mut catalog, &op, generation + 1) {
+            match apply(conn, &mut catalog, op, generation + 1) {
                 Ok(applied) => {
                     conn.execute_batch("RELEASE request")?;
                     if applied.wrote {
                         generation += 1;
+                        effects.extend(applied.sets.into_iter().map(Effect::Set));
+                        let start = journal.len();
                         journal.extend(applied.changes);
-                        effects.extend(applied.effects);
+                        effects.push(Effect::Changes(start..journal.len()));
                     }
                     results.push(Ok(applied.written));
                 }
@@ -141,7 +151,7 @@ pub fn commit_group(
     let vectors_committed = started.elapsed();
 
     *side.catalog.write().unwrap_or_else(|e| e.into_inner()) = catalog;
-    apply_effects(side, effects, generation);
+    apply_effects(side, effects, &journal, generation);
     side.generation.store(generation, Ordering::Release);
     tracing::debug!(
         requests = results.len(),
@@ -155,17 +165,19 @@ pub fn commit_group(
     Ok(results)
 }
 
+/// Applies one request inside the group's transaction. It takes the request by value: an
+/// upsert's vectors move into the journal instead of being copied.
 fn apply(
     conn: &Connection,
     catalog: &mut Catalog,
-    op: &WriteOp,
+    op: WriteOp,
     generation: u64,
 ) -> Result<Applied, StorageError> {
     match op {
-        WriteOp::CreateCollection(params) => create_collection(conn, catalog, params),
-        WriteOp::DropCollection(params) => drop_collection(conn, catalog, params),
+        WriteOp::CreateCollection(params) => create_collection(conn, catalog, &params),
+        WriteOp::DropCollection(params) => drop_collection(conn, catalog, &params),
         WriteOp::Upsert(params) => upsert(conn, catalog, params, generation),
-        WriteOp::Delete(params) => delete(conn, catalog, params, generation),
+        WriteOp::Delete(params) => delete(conn, catalog, &params, generation),
     }
 }
 
@@ -188,7 +200,7 @@ fn create_collection(
             return Ok(Applied {
                 written: Written::Collection(existing.info()),
                 changes: Vec::new(),
-                effects: Vec::new(),
+                sets: Vec::new(),
                 wrote: false,
             });
         }
@@ -219,7 +231,7 @@ fn create_collection(
         // A reused id may still have vectors of a collection dropped long ago only if that
         // drop's Clear was lost, which the journal prevents; clearing again costs nothing.
         changes: vec![VectorChange::Clear { collection: id }],
-        effects: vec![Effect::NewSet(id, params.dimension as usize, distance)],
+        sets: vec![SetEffect::New(id, params.dimension as usize, distance)],
         wrote: true,
     })
 }
@@ -233,7 +245,7 @@ fn drop_collection(
         return Ok(Applied {
             written: Written::Dropped(false),
             changes: Vec::new(),
-            effects: Vec::new(),
+            sets: Vec::new(),
             wrote: false,
         });
     };
@@ -243,7 +255,7 @@ fn drop_collection(
         changes: vec![VectorChange::Clear {
             collection: collection.id,
         }],
-        effects: vec![Effect::DropSet(collection.id)],
+        sets: vec![SetEffect::Drop(collection.id)],
         wrote: true,
     })
 }
@@ -251,17 +263,19 @@ fn drop_collection(
 fn upsert(
     conn: &Connection,
     catalog: &mut Catalog,
-    params: &Upsert,
+    params: Upsert,
     generation: u64,
 ) -> Result<Applied, StorageError> {
     let collection = catalog.require(&params.collection)?.clone();
-    let metadata = validate::upsert(&params.documents, collection.dimension, &collection.name)?;
-    let mut changes = Vec::new();
+    validate::upsert(&params.documents, collection.dimension, &collection.name)?;
+    let upserted = params.documents.len() as u64;
+    let mut changes = Vec::with_capacity(params.documents.len());
     let mut added = 0u64;
     let mut existing =
         documents::lookup_many(conn, collection.id, params.documents.iter().map(|d| &d.id))?;
-    for (doc, metadata) in params.documents.iter().zip(&metadata) {
+    for doc in params.documents {
         let has_vector = doc.vector.is_some();
+        let metadata = doc.metadata.as_ref().map(Metadata::as_json);
         // A later duplicate of an id in the same batch replaces the earlier one.
         let key = match existing.insert(doc.id.clone(), (0, has_vector)) {
             Some((key, had_vector)) => {
@@ -270,7 +284,7 @@ fn upsert(
                     &collection,
                     key,
                     doc.text.as_deref(),
-                    metadata.as_deref(),
+                    metadata,
                     has_vector,
                 )?;
                 if had_vector && !has_vector {
@@ -288,19 +302,19 @@ fn upsert(
                     &collection,
                     &doc.id,
                     doc.text.as_deref(),
-                    metadata.as_deref(),
+                    metadata,
                     has_vector,
                 )?
             }
         };
-        existing.insert(doc.id.clone(), (key, has_vector));
-        if let Some(vector) = &doc.vector {
+        if let Some(vector) = doc.vector {
             changes.push(VectorChange::Put {
                 collection: collection.id,
                 key,
-                vector: vector.clone(),
+                vector,
             });
         }
+        existing.insert(doc.id, (key, has_vector));
     }
     let entry = catalog
         .get_mut(&collection.name)
@@ -309,11 +323,11 @@ fn upsert(
     catalog::set_count(conn, entry)?;
     Ok(Applied {
         written: Written::Upserted(UpsertResult {
-            upserted: params.documents.len() as u64,
+            upserted,
             generation,
         }),
-        effects: changes.iter().cloned().map(Effect::Vector).collect(),
         changes,
+        sets: Vec::new(),
         wrote: true,
     })
 }
@@ -348,7 +362,7 @@ fn delete(
                 generation: generation - 1,
             }),
             changes: Vec::new(),
-            effects: Vec::new(),
+            sets: Vec::new(),
             wrote: false,
         });
     }
@@ -370,8 +384,8 @@ fn delete(
             deleted: keys.len() as u64,
             generation,
         }),
-        effects: changes.iter().cloned().map(Effect::Vector).collect(),
         changes,
+        sets: Vec::new(),
         wrote: true,
     })
 }
@@ -379,55 +393,61 @@ fn delete(
 /// Applies committed changes to the in-memory vector sets and the ANN tier's pending state,
 /// in commit order. Changes are stamped with the group's last `generation` (an upper bound of
 /// each one's own): a build that saw that generation saw them all.
-fn apply_effects(side: &ReadSide, effects: Vec<Effect>, generation: u64) {
+fn apply_effects(side: &ReadSide, effects: Vec<Effect>, journal: &[VectorChange], generation: u64) {
     let mut sets = side.sets.write().unwrap_or_else(|e| e.into_inner());
     let mut grown = Vec::new();
     let mut ann_changed = false;
     for effect in effects {
         match effect {
-            Effect::NewSet(id, dimension, distance) => {
+            Effect::Set(SetEffect::New(id, dimension, distance)) => {
                 sets.insert(
                     id,
                     Arc::new(RwLock::new(VectorSet::new(dimension, distance))),
                 );
             }
-            Effect::DropSet(id) => {
+            Effect::Set(SetEffect::Drop(id)) => {
                 sets.remove(&id);
                 side.ann.remove(id);
                 side.forget(id);
             }
-            Effect::Vector(VectorChange::Put {
-                collection,
-                key,
-                vector,
-            }) => {
-                if let Some(set) = sets.get(&collection) {
-                    set.write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .upsert(key, &vector);
-                    grown.push(collection);
-                }
-                if let Some(state) = side.ann.collection(collection) {
-                    state
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .put(key, &vector, generation);
-                    ann_changed = true;
+            Effect::Changes(range) => {
+                for change in &journal[range] {
+                    match change {
+                        VectorChange::Put {
+                            collection,
+                            key,
+                            vector,
+                        } => {
+                            if let Some(set) = sets.get(collection) {
+                                set.write()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .upsert(*key, vector);
+                                grown.push(*collection);
+                            }
+                            if let Some(state) = side.ann.collection(*collection) {
+                                state
+                                    .write()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .put(*key, vector, generation);
+                                ann_changed = true;
+                            }
+                        }
+                        VectorChange::Delete { collection, key } => {
+                            if let Some(set) = sets.get(collection) {
+                                set.write().unwrap_or_else(|e| e.into_inner()).remove(*key);
+                            }
+                            if let Some(state) = side.ann.collection(*collection) {
+                                state
+                                    .write()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .delete(*key, generation);
+                                ann_changed = true;
+                            }
+                        }
+                        VectorChange::Clear { .. } => {}
+                    }
                 }
             }
-            Effect::Vector(VectorChange::Delete { collection, key }) => {
-                if let Some(set) = sets.get(&collection) {
-                    set.write().unwrap_or_else(|e| e.into_inner()).remove(key);
-                }
-                if let Some(state) = side.ann.collection(collection) {
-                    state
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .delete(key, generation);
-                    ann_changed = true;
-                }
-            }
-            Effect::Vector(VectorChange::Clear { .. }) => {}
         }
     }
     // A collection that grew to the threshold enters the ANN tier: its first build starts in
