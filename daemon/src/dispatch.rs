@@ -122,6 +122,9 @@ fn is_data_operation(op: &Operation) -> bool {
 }
 
 async fn release(shared: &Shared, params: Release) -> Result<ReleaseResult, Error> {
+    if let Some(holder) = &params.holder {
+        label("holder", holder)?;
+    }
     let ttl = params.ttl_s.map_or(Ok(lifecycle::DEFAULT_TTL), ttl)?;
     let drain = params
         .drain_ms
@@ -155,7 +158,16 @@ fn storage<T>(result: Result<T, StorageError>) -> Result<T, Error> {
     Ok(result?)
 }
 
+/// A label that people will read (in `status`, the service manager's status line, the log):
+/// printable and bounded, or the request is refused.
+fn label(what: &str, text: &str) -> Result<(), Error> {
+    ctxd_proto::validate::label(what, text).map_err(|e| Error::BadRequest(e.to_string()))
+}
+
 fn handle_hello(shared: &Shared, hello: &Hello) -> Result<HelloResult, Error> {
+    if let Some(client) = &hello.client {
+        label("client", client)?;
+    }
     if hello.protocol != PROTOCOL_VERSION {
         return Err(Error::UnsupportedProtocol {
             requested: hello.protocol,

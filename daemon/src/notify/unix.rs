@@ -91,9 +91,21 @@ fn connect(path: &OsStr) -> io::Result<UnixDatagram> {
     Ok(socket)
 }
 
-/// One notification datagram: one `KEY=value` line per state.
+/// One notification datagram: one `KEY=value` line per state. A value can never add a line:
+/// labels that reach a status are checked at the protocol's edge, and any control character
+/// that got this far anyway is replaced here.
 fn send_states(socket: &UnixDatagram, states: &[NotifyState<'_>]) -> io::Result<()> {
-    let message: String = states.iter().map(|state| format!("{state}\n")).collect();
+    let message: String = states
+        .iter()
+        .map(|state| {
+            let line: String = state
+                .to_string()
+                .chars()
+                .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+                .collect();
+            line + "\n"
+        })
+        .collect();
     let sent = socket.send(message.as_bytes())?;
     if sent == message.len() {
         Ok(())
