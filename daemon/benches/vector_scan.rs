@@ -143,7 +143,7 @@ fn report(
     let truth: Vec<Vec<u32>> = queries
         .iter()
         .map(|q| {
-            let mut scored: Vec<(u32, f32)> = rows
+            let mut scored: Vec<(u32, f64)> = rows
                 .iter()
                 .enumerate()
                 .map(|(key, v)| (key as u32, exact_score(distance, q, v)))
@@ -178,7 +178,7 @@ fn report(
         .map(|q| {
             let hits = set.scan(q, RESCORE, None);
             let t = Instant::now();
-            let mut scored: Vec<(u32, f32)> = hits
+            let mut scored: Vec<(u32, f64)> = hits
                 .iter()
                 .map(|&(key, _)| (key, exact_score(distance, q, rows[key as usize])))
                 .collect();
@@ -196,7 +196,7 @@ fn report(
 }
 
 /// The keys of the `k` best of `scored`, best first (ties by the lower key, as the scan does).
-fn top(scored: &mut [(u32, f32)], k: usize) -> Vec<u32> {
+fn top(scored: &mut [(u32, f64)], k: usize) -> Vec<u32> {
     scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.iter().take(k).map(|s| s.0).collect()
 }

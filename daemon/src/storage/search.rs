@@ -14,7 +14,7 @@ use super::reader::ReadSide;
 use super::validate;
 use super::vector_set::exact_score;
 use super::vectors::decode_vector;
-use ctxd_proto::limits::{DEFAULT_K, DEFAULT_RRF_K, MAX_K};
+use ctxd_proto::limits::{DEFAULT_K, DEFAULT_RRF_K, MAX_K, MAX_WEIGHT};
 use ctxd_proto::{Field, Hit, Ranks, Search, SearchMode, SearchResult, Tokenizer, Weights};
 use roaring::RoaringBitmap;
 use rusqlite::params_from_iter;
@@ -43,7 +43,7 @@ const SMALL_CANDIDATES: u64 = 2_000;
 const PARALLEL_POSTINGS: u64 = 1_500;
 
 /// A ranked list: document keys with their scores, best first.
-type Ranked = Vec<(u32, f32)>;
+type Ranked = Vec<(u32, f64)>;
 
 /// Runs a search.
 pub fn search(side: &ReadSide, params: &Search) -> Result<SearchResult, StorageError> {
@@ -61,9 +61,10 @@ pub fn search(side: &ReadSide, params: &Search) -> Result<SearchResult, StorageE
     }
     let weights = params.weights.unwrap_or_default();
     for (name, w) in [("lexical", weights.lexical), ("vector", weights.vector)] {
-        if !w.is_finite() || w < 0.0 {
+        // Bounded, so the fused score (at most the sum of the weights) is always a number.
+        if !(0.0..=MAX_WEIGHT).contains(&w) {
             return Err(StorageError::Invalid(format!(
-                "weight `{name}` is {w}; weights are finite and not negative"
+                "weight `{name}` is {w}; weights are numbers from 0 to {MAX_WEIGHT}"
             )));
         }
     }
@@ -212,7 +213,7 @@ fn lexical_list(
             let (key, bm25) = row?;
             let key = u32::try_from(key)
                 .map_err(|_| StorageError::Corrupt(format!("FTS rowid {key} out of range")))?;
-            Ok((key, -bm25 as f32))
+            Ok((key, -bm25))
         })
         .collect()
     };
@@ -377,7 +378,7 @@ fn single(list: Ranked, k: usize, ranks: impl Fn(u32) -> Ranks) -> Vec<(u32, f64
     list.into_iter()
         .take(k)
         .enumerate()
-        .map(|(i, (key, score))| (key, f64::from(score), ranks(i as u32 + 1)))
+        .map(|(i, (key, score))| (key, score, ranks(i as u32 + 1)))
         .collect()
 }
 

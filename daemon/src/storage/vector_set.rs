@@ -55,21 +55,59 @@ const MIN_BUFFER: usize = 32;
 ///
 /// The cosine similarity of a zero vector with anything is 0. `query` and `vector` have the same
 /// length (the shorter one decides otherwise).
-pub fn exact_score(distance: Distance, query: &[f32], vector: &[f32]) -> f32 {
+///
+/// Always a finite number for finite inputs: the sums run in `f32` (the fast path), and when one
+/// of them overflows (components near `f32::MAX`: a product of two is far beyond it) the score is
+/// computed again in `f64`, where no sum of at most 4096 products of `f32` values can overflow.
+pub fn exact_score(distance: Distance, query: &[f32], vector: &[f32]) -> f64 {
     let product = |a: f32, b: f32| a * b;
-    match distance {
+    let fast = match distance {
         Distance::Cosine => {
             // Three simple passes (the second and third over data already in L1): one loop
             // accumulating all three sums left the dot product scalar (LLVM's SLP vectorizer),
             // 36 ms per brute force over 100k × 384 against 14 ms for the three passes.
             let dot = reduce(query, vector, product);
-            let norms =
-                reduce(query, query, product).sqrt() * reduce(vector, vector, product).sqrt();
-            if norms > 0.0 { dot / norms } else { 0.0 }
+            let (qq, xx) = (
+                reduce(query, query, product),
+                reduce(vector, vector, product),
+            );
+            let norms = qq.sqrt() * xx.sqrt();
+            let all_finite =
+                dot.is_finite() && qq.is_finite() && xx.is_finite() && norms.is_finite();
+            match (all_finite, norms > 0.0) {
+                (false, _) => f32::NAN,
+                (true, true) => dot / norms,
+                (true, false) => 0.0,
+            }
         }
         Distance::Dot => reduce(query, vector, product),
         Distance::Euclidean => -reduce(query, vector, |a, b| (a - b) * (a - b)).sqrt(),
         Distance::Manhattan => -reduce(query, vector, |a, b| (a - b).abs()),
+    };
+    if fast.is_finite() {
+        f64::from(fast)
+    } else {
+        exact_score_f64(distance, query, vector)
+    }
+}
+
+/// [`exact_score`] with every sum in `f64`.
+fn exact_score_f64(distance: Distance, query: &[f32], vector: &[f32]) -> f64 {
+    let pairs = || {
+        query
+            .iter()
+            .zip(vector)
+            .map(|(&q, &x)| (f64::from(q), f64::from(x)))
+    };
+    match distance {
+        Distance::Cosine => {
+            let dot: f64 = pairs().map(|(q, x)| q * x).sum();
+            let norms = norm2(query).sqrt() * norm2(vector).sqrt();
+            if norms > 0.0 { dot / norms } else { 0.0 }
+        }
+        Distance::Dot => pairs().map(|(q, x)| q * x).sum(),
+        Distance::Euclidean => -pairs().map(|(q, x)| (q - x) * (q - x)).sum::<f64>().sqrt(),
+        Distance::Manhattan => -pairs().map(|(q, x)| (q - x).abs()).sum::<f64>(),
     }
 }
 
@@ -117,7 +155,8 @@ pub struct VectorSet {
     /// Each row's dequantization factor: value = (byte − 128) × scale.
     scales: Vec<f32>,
     /// Each row's exact squared norm (before quantization); Euclidean sets only, else empty.
-    norms: Vec<f32>,
+    /// In `f64`: the squared norm of a vector near `f32::MAX` overflows `f32`.
+    norms: Vec<f64>,
     /// Key → slot (row index).
     slots: HashMap<u32, u32>,
 }
@@ -221,7 +260,7 @@ impl VectorSet {
         let row = &mut self.codes[start..start + self.dimension];
         self.scales[slot] = encode(vector, length, row);
         if self.distance == Distance::Euclidean {
-            self.norms[slot] = norm2 as f32;
+            self.norms[slot] = norm2;
         }
     }
 
@@ -273,7 +312,7 @@ impl VectorSet {
         query: &[f32],
         n: usize,
         allow: Option<&dyn Fn(u32) -> bool>,
-    ) -> Vec<(u32, f32)> {
+    ) -> Vec<(u32, f64)> {
         assert_eq!(
             query.len(),
             self.dimension,
@@ -286,20 +325,25 @@ impl VectorSet {
         match self.distance {
             Distance::Cosine | Distance::Dot => {
                 let q = QueryCodes::new(query, self.distance == Distance::Cosine, self.stride);
-                let top = self.select(n, allow, |slot, row| q.dot(row) as f32 * self.scales[slot]);
+                // Products in f64: code sums times two scales reach ~1e80 for components near
+                // f32::MAX, far beyond f32 (one multiply per row either way).
+                let top = self.select(n, allow, |slot, row| {
+                    f64::from(q.dot(row)) * f64::from(self.scales[slot])
+                });
                 top.into_iter()
-                    .map(|(key, rank)| (key, rank * q.scale))
+                    .map(|(key, rank)| (key, rank * f64::from(q.scale)))
                     .collect()
             }
             Distance::Euclidean => {
                 // |q − x|² = |q|² + |x|² − 2 q·x; |q|² is the same for every row, so rank by
                 // 2 q·x − |x|² and add it back for the survivors only.
                 let q = QueryCodes::new(query, false, self.stride);
-                let twice = 2.0 * q.scale;
+                let twice = 2.0 * f64::from(q.scale);
                 let top = self.select(n, allow, |slot, row| {
-                    q.dot(row) as f32 * (self.scales[slot] * twice) - self.norms[slot]
+                    f64::from(q.dot(row)) * (f64::from(self.scales[slot]) * twice)
+                        - self.norms[slot]
                 });
-                let q2 = norm2(query) as f32;
+                let q2 = norm2(query);
                 top.into_iter()
                     .map(|(key, rank)| (key, -(q2 - rank).max(0.0).sqrt()))
                     .collect()
@@ -320,8 +364,8 @@ impl VectorSet {
         &self,
         n: usize,
         allow: Option<&dyn Fn(u32) -> bool>,
-        rank: impl Fn(usize, &[u8]) -> f32,
-    ) -> Vec<(u32, f32)> {
+        rank: impl Fn(usize, &[u8]) -> f64,
+    ) -> Vec<(u32, f64)> {
         // Candidates at or above the current floor go into a buffer of 2n; when it is full,
         // `select_nth_unstable_by` keeps the best n and raises the floor to the n-th score.
         // Per row that is one float compare, and only ~n·ln(len/n) rows ever get past it.
@@ -331,7 +375,7 @@ impl VectorSet {
         // ~0.2 ms whatever n. Near-equal for small n, twice as fast as the heap for large n.
         let cap = 2 * n.max(MIN_BUFFER / 2);
         let mut kept: Vec<Candidate> = Vec::with_capacity(cap.min(self.len()));
-        let mut floor = f32::NEG_INFINITY;
+        let mut floor = f64::NEG_INFINITY;
         for (slot, row) in self.codes.chunks_exact(self.stride).enumerate() {
             let score = rank(slot, row);
             if score < floor {
@@ -370,7 +414,7 @@ impl VectorSet {
             + self.codes.capacity()
             + self.keys.capacity() * size_of::<u32>()
             + self.scales.capacity() * size_of::<f32>()
-            + self.norms.capacity() * size_of::<f32>()
+            + self.norms.capacity() * size_of::<f64>()
             + map
     }
 }
@@ -459,9 +503,9 @@ fn dot_codes(query: &[i16], row: &[u8]) -> i32 {
 }
 
 /// Σ |q − x| with x dequantized from the stored row (both padded to the stride: padding is
-/// 0 in both, so it adds nothing).
+/// 0 in both, so it adds nothing). In `f32`, and again in `f64` for a row whose sum overflows.
 #[inline]
-fn l1(query: &[f32], row: &[u8], scale: f32) -> f32 {
+fn l1(query: &[f32], row: &[u8], scale: f32) -> f64 {
     const W: usize = 16;
     let offset = f32::from(CODE_OFFSET) * scale;
     let mut acc = [0.0f32; W];
@@ -470,13 +514,22 @@ fn l1(query: &[f32], row: &[u8], scale: f32) -> f32 {
             acc[j] += (q[j] + offset - f32::from(u[j]) * scale).abs();
         }
     }
-    acc.iter().sum()
+    let fast: f32 = acc.iter().sum();
+    if fast.is_finite() {
+        return f64::from(fast);
+    }
+    let (scale, offset) = (f64::from(scale), f64::from(CODE_OFFSET));
+    query
+        .iter()
+        .zip(row)
+        .map(|(&q, &u)| (f64::from(q) - (f64::from(u) - offset) * scale).abs())
+        .sum()
 }
 
 /// One entry of the running top `n`.
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
-    score: f32,
+    score: f64,
     key: u32,
 }
 
@@ -524,7 +577,8 @@ mod tests {
         }
     }
 
-    fn close(a: f32, b: f32) -> bool {
+    fn close(a: impl Into<f64>, b: impl Into<f64>) -> bool {
+        let (a, b) = (a.into(), b.into());
         (a - b).abs() <= 1e-5 * (1.0 + b.abs())
     }
 
@@ -679,7 +733,7 @@ mod tests {
                     Distance::Manhattan => l1(&q) + l1(x),
                 };
                 assert!(
-                    (approx - exact).abs() <= 0.01 * scale,
+                    (approx - exact).abs() <= 0.01 * f64::from(scale),
                     "{distance:?}: approx {approx} vs exact {exact}"
                 );
             }
@@ -699,7 +753,7 @@ mod tests {
         let mut contained = 0;
         for _ in 0..queries {
             let q = rng.vector(dim);
-            let mut exact: Vec<(f32, u32)> = vectors
+            let mut exact: Vec<(f64, u32)> = vectors
                 .iter()
                 .enumerate()
                 .map(|(key, v)| (exact_score(distance, &q, v), key as u32))
@@ -779,9 +833,46 @@ mod tests {
         let hits = set.scan(&[1e-35, 0.0], 3, None);
         let keys: Vec<u32> = hits.iter().map(|h| h.0).collect();
         assert_eq!(keys, [1, 2, 3]);
-        let expected = [1.0, std::f32::consts::FRAC_1_SQRT_2, 0.0];
+        let expected = [1.0, std::f64::consts::FRAC_1_SQRT_2, 0.0];
         for ((_, got), want) in hits.iter().zip(expected) {
             assert!((got - want).abs() < 0.01, "{got} vs {want}");
         }
+    }
+
+    #[test]
+    fn scores_stay_finite_near_the_float_limit() {
+        let vectors: [[f32; 4]; 4] = [
+            [3e38; 4],
+            [-3e38, 3e38, -3e38, 3e38],
+            [1.0, 0.0, 0.0, 1e-38],
+            [0.0; 4],
+        ];
+        for distance in ALL {
+            let mut set = VectorSet::new(4, distance);
+            for (key, v) in vectors.iter().enumerate() {
+                set.upsert(key as u32, v);
+            }
+            for q in [[3e38f32; 4], [-3e38, -3e38, 3e38, 1.0], [0.0; 4]] {
+                let hits = set.scan(&q, 4, None);
+                assert_eq!(hits.len(), 4, "{distance:?}");
+                assert!(
+                    hits.iter().all(|h| h.1.is_finite()),
+                    "{distance:?}: {hits:?}"
+                );
+                for v in &vectors {
+                    let score = exact_score(distance, &q, v);
+                    assert!(score.is_finite(), "{distance:?} {q:?} {v:?}: {score}");
+                }
+            }
+        }
+        // The same direction is the nearest, exactly.
+        assert!(close(
+            exact_score(Distance::Cosine, &[3e38; 4], &[3e38; 4]),
+            1.0
+        ));
+        assert!(close(
+            exact_score(Distance::Euclidean, &[3e38; 4], &[-3e38; 4]),
+            -1.2e39
+        ));
     }
 }
