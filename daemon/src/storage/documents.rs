@@ -52,7 +52,7 @@ pub fn lookup_many(
     conn: &Connection,
     collection: u16,
     ids: impl Iterator<Item = impl AsRef<str>>,
-) -> Result<std::collections::HashMap<String, (u32, bool)>, StorageError> {
+) -> Result<HashMap<String, (u32, bool)>, StorageError> {
     let ids: Vec<String> = ids.map(|id| id.as_ref().to_owned()).collect();
     let mut select = conn.prepare_cached(
         "SELECT id, key, has_vector FROM documents
