@@ -50,6 +50,7 @@ impl Error {
                 StorageError::InvalidVector { .. } => ErrorCode::InvalidVector,
                 StorageError::Invalid(_) => ErrorCode::BadRequest,
                 StorageError::Snapshot(_) => ErrorCode::SnapshotFailed,
+                StorageError::DiskFull(_) => ErrorCode::DiskFull,
                 StorageError::Sqlite(_)
                 | StorageError::Lmdb(_)
                 | StorageError::Io { .. }

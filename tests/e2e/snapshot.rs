@@ -3,9 +3,10 @@
 use crate::data::{create, doc, numbered, put};
 use crate::support::{Daemon, Scratch, Start, ctxd};
 use crate::writers::{WriteLoad, assert_holds};
-use ctxd_proto::{Count, ErrorCode, Upsert};
+use ctxd_proto::{Count, ErrorCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 fn count(collection: &str) -> Count {
@@ -151,76 +152,6 @@ async fn twenty_snapshots_under_write_load_each_hold_every_earlier_acknowledged_
     }
 }
 
-#[tokio::test]
-async fn restore_puts_an_older_snapshot_in_place_and_serves_exactly_it() {
-    let scratch = Scratch::new();
-    let daemon = Daemon::start(&scratch);
-    let client = daemon.client().await;
-    create(&client, "c", 2).await;
-    let write = |ids: std::ops::Range<u32>| Upsert {
-        collection: "c".into(),
-        documents: ids
-            .map(|i| {
-                doc(
-                    &format!("d{i}"),
-                    Some("text"),
-                    Some(vec![i as f32, 1.0]),
-                    json!({"i": i}),
-                )
-            })
-            .collect(),
-    };
-    client.upsert(write(0..10)).await.expect("upsert");
-    let dest = scratch.path("older");
-    let older = client
-        .snapshot(dest.display().to_string())
-        .await
-        .expect("snapshot");
-    client.upsert(write(10..25)).await.expect("newer writes");
-    assert_eq!(client.count(count("c")).await.expect("count").count, 25);
-
-    let socket = daemon.socket.to_str().expect("utf-8");
-    // A damaged snapshot is refused before anything is touched.
-    let damaged = scratch.path("damaged");
-    std::fs::create_dir_all(damaged.join("vectors")).expect("mkdir");
-    for file in &older.files {
-        std::fs::copy(dest.join(&file.path), damaged.join(&file.path)).expect("copy");
-    }
-    std::fs::copy(dest.join("manifest.json"), damaged.join("manifest.json")).expect("copy");
-    std::fs::write(damaged.join("text.sqlite3"), b"not a database").expect("damage");
-    let out = ctxd(&[
-        "--socket",
-        socket,
-        "restore",
-        damaged.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("differs from the manifest"));
-    assert_eq!(
-        client.count(count("c")).await.expect("count").count,
-        25,
-        "untouched"
-    );
-
-    let out = ctxd(&["--socket", socket, "restore", dest.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert_eq!(client.count(count("c")).await.expect("count").count, 10);
-    let status = client.status().await.expect("status");
-    assert_eq!(status.generation, older.generation);
-    assert!(status.leases.is_empty() && status.problem.is_none());
-    // Nothing is left beside the data directory.
-    let parent = daemon.data.parent().expect("parent");
-    let leftovers: Vec<String> = std::fs::read_dir(parent)
-        .expect("read")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".restore-"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
-    let out = ctxd(&["--socket", socket, "check"]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-}
-
 /// Two snapshots racing for one destination (they once shared a temporary directory, so one
 /// could delete the other's copy in progress): exactly one wins, nothing is left behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,4 +190,105 @@ async fn concurrent_snapshots_to_one_destination_leave_exactly_one_valid_snapsho
         .filter(|e| e.file_name().to_string_lossy().contains(".partial-"))
         .count();
     assert_eq!(leftovers, 0, "no temporary directory is left behind");
+}
+
+/// The ids of `documents` in a data directory that also record a vector, read straight from its
+/// SQLite file (the caller has checked the directory, so each of those has its vector in LMDB).
+fn ids_with_vectors(dir: &Path) -> BTreeSet<String> {
+    let conn = rusqlite::Connection::open(dir.join("text.sqlite3")).expect("open the copy");
+    let mut select = conn
+        .prepare("SELECT id FROM documents WHERE has_vector = 1")
+        .expect("prepare");
+    select
+        .query_map([], |row| row.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("read ids")
+}
+
+/// Overlapping snapshots once shared one journal hold: the first to finish cleared it for all,
+/// the others' journal rows were pruned under them, and they were published without their
+/// vectors (publishing compared generations only). Every round starts two to four snapshots at
+/// once under four writers; every snapshot must be published, pass `check --data`, and hold
+/// every write acknowledged before it was asked for, with its vector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overlapping_snapshots_under_writers_each_pass_check_and_hold_every_earlier_write() {
+    let scratch = Scratch::new();
+    let daemon = Daemon::start(&scratch);
+    let client = daemon.client().await;
+    create(&client, "load", 4).await;
+    // Enough data that copies take a while, so the snapshots of a round really overlap.
+    let text = "otters hold hands while they sleep in the kelp ".repeat(10);
+    for batch in 0..20 {
+        let documents = (0..1000)
+            .map(|i| {
+                let n = batch * 1000 + i;
+                doc(
+                    &format!("seed{n}"),
+                    Some(&text),
+                    Some(vec![n as f32, 1.0, 0.5, 0.25]),
+                    json!({"n": n}),
+                )
+            })
+            .collect();
+        put(&client, "load", documents).await;
+    }
+    let load = WriteLoad::start(&daemon.socket, "load", 4, 4);
+    let mut taken = Vec::new();
+    for round in 0..20 {
+        let before = load.acked();
+        let snapshots = 2 + round % 3;
+        let requests = (0..snapshots).map(|i| {
+            let socket = daemon.socket.clone();
+            let dest = scratch.path(&format!("round-{round}-snap-{i}"));
+            tokio::spawn(async move {
+                let client = ctxd_client::Client::connect_to(&socket)
+                    .await
+                    .expect("connect");
+                let result = client.snapshot(dest.display().to_string()).await;
+                (dest, result)
+            })
+        });
+        for request in requests.collect::<Vec<_>>() {
+            let (dest, result) = request.await.expect("snapshot task");
+            let snapshot = result.unwrap_or_else(|e| panic!("round {round}: {e}"));
+            taken.push((dest, snapshot.generation, before.clone()));
+        }
+    }
+    let acked = load.stop().await;
+    assert!(
+        acked.len() > taken.first().map_or(0, |t| t.2.len()),
+        "the writers progressed"
+    );
+    for (dest, generation, before) in taken {
+        let name = dest.display().to_string();
+        let checked = ctxd(&["check", "--data", &name]);
+        assert_eq!(
+            checked.status.code(),
+            Some(0),
+            "{name} fails check: {checked:?}"
+        );
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(dest.join("manifest.json")).expect("manifest"))
+                .expect("json");
+        assert_eq!(manifest["generation"], generation, "{name}");
+        let held = ids_with_vectors(&dest);
+        let lost: Vec<&String> = before.difference(&held).collect();
+        assert!(
+            lost.is_empty(),
+            "{name} lacks acknowledged writes: {lost:?}"
+        );
+    }
+    assert_no_partial_snapshots(&scratch);
+}
+
+/// No temporary snapshot directory is left in the scratch directory.
+fn assert_no_partial_snapshots(scratch: &Scratch) {
+    let leftovers: Vec<String> = std::fs::read_dir(scratch.dir.path())
+        .expect("read")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".partial-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -1,184 +1,176 @@
 //! `ctxd restore SNAPSHOT`: put a snapshot in place of the data directory.
 //!
-//! 1. the snapshot's files are checked against its `manifest.json` (nothing is touched if one
-//!    is missing or differs);
-//! 2. the daemon releases the data directory (every file closed);
-//! 3. the snapshot is copied beside the data directory and fsynced, then the two directories
-//!    are exchanged in one atomic step — there is never a half-replaced data directory;
+//! 1. the snapshot's `manifest.json` is checked against its rules (format; exactly the store
+//!    files of a data directory, as relative paths inside the snapshot; size and SHA-256 of
+//!    each): a manifest that fails one is refused before anything is read;
+//! 2. while the daemon keeps serving, the listed files are copied beside the data directory,
+//!    each refused if it is not a regular file or differs from the manifest, and the copy is
+//!    opened and checked as a data directory (every check of `ctxd check`, and the manifest's
+//!    generation): a snapshot that fails is refused, and nothing has changed;
+//! 3. the daemon releases the data directory (every file closed), and the two directories are
+//!    exchanged in one atomic step — there is never a half-replaced data directory;
 //! 4. the daemon resumes, and since the files changed it verifies them before serving; if they
 //!    fail, the directories are exchanged back and the daemon serves the old data again;
-//! 5. the previous data directory is removed.
+//! 5. only then is the previous data directory removed.
+//!
+//! The staging copy is the long part, and it runs before the release: the daemon serves
+//! throughout it, and the lease covers only the exchange and the verified resume.
 
 use super::args::RestoreArgs;
 use super::output::{Output, exit, fail};
+use crate::storage::snapshot::manifest::Manifest;
+use crate::storage::snapshot::stage::{self, Staged};
 use ctxd_client::Client;
-use ctxd_proto::{Release, Resume, SnapshotFile};
-use sha2::{Digest, Sha256};
+use ctxd_proto::{Release, Resume};
+use serde::Serialize;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// The lease a restore holds for the exchange and the resume: short, since nothing long runs
+/// under it; it ends by itself if this process dies in between.
+const LEASE_TTL_S: u64 = 120;
+
+/// What `--json` prints on success.
+#[derive(Debug, Serialize)]
+struct Restored {
+    /// The snapshot restored.
+    restored: String,
+    /// The data directory it now is.
+    data_dir: String,
+    /// Its generation.
+    generation: u64,
+    /// Its collections.
+    collections: u64,
+    /// Its documents.
+    documents: u64,
+}
 
 /// `ctxd restore`.
 pub async fn run(client: &Client, args: RestoreArgs, out: Output) -> ExitCode {
     let snapshot = &args.snapshot;
-    let files = match verify(snapshot) {
-        Ok(files) => files,
-        Err(why) => {
-            eprintln!(
-                "ctxd: {} is not a usable snapshot: {why}",
-                snapshot.display()
-            );
-            return ExitCode::from(exit::FAILED);
-        }
+    let refuse = |why: &str| {
+        eprintln!(
+            "ctxd: {} is not restored, and nothing changed: {why}",
+            snapshot.display()
+        );
+        ExitCode::from(exit::FAILED)
+    };
+    let manifest = match Manifest::read(snapshot) {
+        Ok(manifest) => manifest,
+        Err(why) => return refuse(&why),
     };
     let data_dir = match client.status().await {
         Ok(status) => PathBuf::from(status.data_dir),
         Err(e) => return fail(&e),
     };
+    let staged_dir = staging_dir(&data_dir);
+    let staging = {
+        let (snapshot, staged_dir) = (snapshot.clone(), staged_dir.clone());
+        tokio::task::spawn_blocking(move || stage::stage(&snapshot, &manifest, &staged_dir)).await
+    };
+    let staged = match staging {
+        Ok(Ok(staged)) => staged,
+        Ok(Err(why)) => return refuse(&why),
+        Err(e) => return refuse(&format!("the staging task failed: {e}")),
+    };
+    match swap_in(client, &data_dir, &staged_dir).await {
+        Ok(()) => {
+            if let Err(e) = fs::remove_dir_all(&staged_dir) {
+                eprintln!(
+                    "ctxd: restored, but the previous data is still at {}: {e}",
+                    staged_dir.display()
+                );
+            }
+            report(out, snapshot, &data_dir, staged);
+            ExitCode::from(exit::OK)
+        }
+        Err(code) => code,
+    }
+}
+
+/// Releases, exchanges the staged copy with the data directory, and resumes (the daemon
+/// verifies the new files); puts the old data back if the daemon refuses them. `staged` then
+/// holds the previous data directory on success.
+async fn swap_in(client: &Client, data_dir: &Path, staged: &Path) -> Result<(), ExitCode> {
     let lease = match client
         .release(Release {
             holder: Some("ctxd restore".to_owned()),
-            ttl_s: Some(600),
+            ttl_s: Some(LEASE_TTL_S),
             drain_ms: None,
         })
         .await
     {
         Ok(lease) => lease,
-        Err(e) => return fail(&e),
+        Err(e) => {
+            let _ = fs::remove_dir_all(staged);
+            return Err(fail(&e));
+        }
     };
-    let name = data_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "data".to_owned());
-    let staged = data_dir.with_file_name(format!(".{name}.restore-{}", std::process::id()));
-    let swapped = stage(snapshot, &files, &staged).and_then(|()| {
-        crate::swap::exchange(&data_dir, &staged)
-            .map_err(|e| format!("cannot put the snapshot in place: {e}"))
-    });
-    if let Err(why) = swapped {
-        let _ = fs::remove_dir_all(&staged);
-        eprintln!("ctxd: restore failed, the data directory is unchanged: {why}");
-        resume(client, lease.lease_id).await;
-        return ExitCode::from(exit::FAILED);
+    if let Err(e) = crate::swap::exchange(data_dir, staged) {
+        let _ = fs::remove_dir_all(staged);
+        eprintln!("ctxd: cannot put the snapshot in place, the data directory is unchanged: {e}");
+        resume(client, Some(lease.lease_id)).await;
+        return Err(ExitCode::from(exit::FAILED));
     }
-    // `staged` now holds the previous data directory.
     let resumed = client
         .resume(Resume {
             lease_id: Some(lease.lease_id),
             all: false,
         })
         .await;
-    match resumed {
-        Ok(_) => {
-            if let Err(e) = fs::remove_dir_all(&staged) {
-                eprintln!(
-                    "ctxd: restored, but the previous data is still at {}: {e}",
-                    staged.display()
-                );
-            }
-            let result = serde_json::json!({
-                "restored": snapshot.display().to_string(),
-                "data_dir": data_dir.display().to_string(),
-            });
-            out.print(&result, |_| {
-                format!(
-                    "restored {} into {}; the daemon verified it and serves it",
-                    snapshot.display(),
-                    data_dir.display()
-                )
-            });
-            ExitCode::from(exit::OK)
+    let Err(e) = resumed else { return Ok(()) };
+    eprintln!("ctxd: the daemon refused the restored files: {e}");
+    match crate::swap::exchange(data_dir, staged) {
+        Ok(()) => {
+            let _ = fs::remove_dir_all(staged);
+            eprintln!("ctxd: the previous data is back in place");
+            resume(client, None).await;
         }
-        Err(e) => {
-            eprintln!("ctxd: the daemon refused the restored files: {e}");
-            match crate::swap::exchange(&data_dir, &staged) {
-                Ok(()) => {
-                    let _ = fs::remove_dir_all(&staged);
-                    eprintln!("ctxd: the previous data is back in place");
-                    let _ = client
-                        .resume(Resume {
-                            lease_id: None,
-                            all: true,
-                        })
-                        .await;
-                }
-                Err(swap) => eprintln!(
-                    "ctxd: cannot put the previous data back ({swap}); it is at {}",
-                    staged.display()
-                ),
-            }
-            ExitCode::from(exit::FAILED)
-        }
+        Err(swap) => eprintln!(
+            "ctxd: cannot put the previous data back ({swap}); it is at {}",
+            staged.display()
+        ),
     }
+    Err(ExitCode::from(exit::FAILED))
 }
 
-/// The snapshot's files per its manifest, each present with the recorded size and SHA-256.
-fn verify(snapshot: &Path) -> Result<Vec<SnapshotFile>, String> {
-    #[derive(serde::Deserialize)]
-    struct Manifest {
-        files: Vec<SnapshotFile>,
-    }
-    let path = snapshot.join("manifest.json");
-    let bytes = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    for file in &manifest.files {
-        let path = snapshot.join(&file.path);
-        let (bytes, sha256) = digest(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if bytes != file.bytes || sha256 != file.sha256 {
-            return Err(format!("{} differs from the manifest", file.path));
-        }
-    }
-    Ok(manifest.files)
+/// Where the snapshot is staged: beside the data directory (the same file system, so the
+/// exchange is one rename), named for this process.
+fn staging_dir(data_dir: &Path) -> PathBuf {
+    let name = data_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".to_owned());
+    data_dir.with_file_name(format!(".{name}.restore-{}", std::process::id()))
 }
 
-fn digest(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut file = fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((
-        total,
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    ))
+fn report(out: Output, snapshot: &Path, data_dir: &Path, staged: Staged) {
+    let restored = Restored {
+        restored: snapshot.display().to_string(),
+        data_dir: data_dir.display().to_string(),
+        generation: staged.generation,
+        collections: staged.collections,
+        documents: staged.documents,
+    };
+    out.print(&restored, |r| {
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        format!(
+            "restored {} into {}: generation {}, {}, {}; the daemon verified it and serves it",
+            r.restored,
+            r.data_dir,
+            r.generation,
+            plural(r.collections, "collection", "collections"),
+            plural(r.documents, "document", "documents"),
+        )
+    });
 }
 
-/// Copies the snapshot's data files into `staged` and makes them durable.
-fn stage(snapshot: &Path, files: &[SnapshotFile], staged: &Path) -> Result<(), String> {
-    let _ = fs::remove_dir_all(staged);
-    for file in files {
-        let target = staged.join(&file.path);
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-        }
-        fs::copy(snapshot.join(&file.path), &target)
-            .and_then(|_| fs::File::open(&target)?.sync_all())
-            .map_err(|e| format!("{}: {e}", target.display()))?;
-    }
-    Ok(())
-}
-
-async fn resume(client: &Client, lease_id: String) {
-    if let Err(e) = client
-        .resume(Resume {
-            lease_id: Some(lease_id),
-            all: false,
-        })
-        .await
-    {
+/// Ends the lease (`None`: every lease), or says how to.
+async fn resume(client: &Client, lease_id: Option<String>) {
+    let all = lease_id.is_none();
+    if let Err(e) = client.resume(Resume { lease_id, all }).await {
         eprintln!("ctxd: resuming failed: {e}; run `ctxd resume --all`");
     }
 }

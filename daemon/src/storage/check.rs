@@ -34,6 +34,17 @@ pub fn run(conn: &Connection, vectors: &VectorStore) -> Result<CheckResult, Stor
     })
 }
 
+/// The checks across the two stores and of every vector, without SQLite's and FTS5's own
+/// integrity checks: what a fresh copy (a snapshot, written by SQLite's `VACUUM INTO` and LMDB's
+/// compacting copy) must pass before it is published. The problems found, empty when it passes.
+pub fn cross_store(conn: &Connection, vectors: &VectorStore) -> Result<Vec<String>, StorageError> {
+    let catalog = Catalog::load(conn)?;
+    let reader = vectors.reader();
+    let mut problems = vector_problems(&reader, &catalog)?;
+    problems.extend(consistency_problems(conn, vectors, &reader, &catalog)?);
+    Ok(problems)
+}
+
 fn report(problems: Vec<String>) -> CheckReport {
     CheckReport {
         ok: problems.is_empty(),

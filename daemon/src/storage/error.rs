@@ -76,6 +76,14 @@ pub enum StorageError {
     /// Storage is closed (released or shutting down).
     #[error("storage is closed")]
     Closed,
+    /// The disk holding the data directory is full, or the user's quota is reached; what failed
+    /// is in the message. Nothing of the request was written.
+    #[error(
+        "no space left on the device that holds the data directory ({0}): nothing of this \
+         request was written and every acknowledged write is safe; reads go on, and writes \
+         succeed again once space is freed"
+    )]
+    DiskFull(String),
 }
 
 impl StorageError {

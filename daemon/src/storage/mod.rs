@@ -34,7 +34,7 @@ mod read;
 mod reader;
 mod replay;
 mod search;
-mod snapshot;
+pub mod snapshot;
 mod store;
 pub mod text;
 mod validate;

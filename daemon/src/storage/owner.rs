@@ -15,7 +15,7 @@ use super::vectors::{self, VectorStore};
 use super::writer::{self, WriteOp, Written};
 use super::{StorageError, StoreOptions, check, layout, manifest, replay};
 use ctxd_proto::CheckResult;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot};
@@ -31,10 +31,11 @@ pub(super) enum Command {
     Close(Reply<()>),
     /// Reopen; with `verify`, run every check before serving and close again if one fails.
     Reopen(bool, Reply<()>),
-    /// Keep journal rows newer than the current generation until `Unhold` (a snapshot needs
-    /// them); answers that generation.
+    /// Keep journal rows newer than the current generation until `UnholdJournal` with the id
+    /// answered (a snapshot needs them to replay into its copy).
     HoldJournal(Reply<u64>),
-    UnholdJournal(Reply<()>),
+    /// End the hold with this id.
+    UnholdJournal(u64),
     Check(Reply<CheckResult>),
 }
 
@@ -49,8 +50,10 @@ pub(super) struct Storage {
     /// Set when a group committed in SQLite but not in LMDB: writes stop until a restart
     /// replays the journal.
     broken: Option<String>,
-    /// Journal rows newer than this are kept (a snapshot in progress replays them).
-    hold_journal: Option<u64>,
+    /// Holds on the journal by id, each at the generation it was taken: rows newer than the
+    /// oldest are kept (the snapshots in progress replay them).
+    holds: BTreeMap<u64, u64>,
+    next_hold: u64,
 }
 
 /// The in-memory vector sets of a closed store and the generation they reflect: kept across a
@@ -120,7 +123,8 @@ impl Storage {
             ann,
             data_dir: data_dir.to_owned(),
             broken: None,
-            hold_journal: None,
+            holds: BTreeMap::new(),
+            next_hold: 0,
         })
     }
 
@@ -181,7 +185,7 @@ impl Storage {
             &self.text,
             &self.vectors,
             &self.side,
-            self.hold_journal,
+            self.holds.values().min().copied(),
             ops,
         ) {
             Ok(results) => {
@@ -291,9 +295,10 @@ pub(super) fn run(
             Command::HoldJournal(reply) => {
                 let _ = reply.send(match storage.as_mut() {
                     Some(storage) => {
-                        let generation = storage.side.generation();
-                        storage.hold_journal = Some(generation);
-                        Ok(generation)
+                        let id = storage.next_hold;
+                        storage.next_hold += 1;
+                        storage.holds.insert(id, storage.side.generation());
+                        Ok(id)
                     }
                     None => Err(StorageError::Closed),
                 });
@@ -304,11 +309,10 @@ pub(super) fn run(
                     None => Err(StorageError::Closed),
                 });
             }
-            Command::UnholdJournal(reply) => {
+            Command::UnholdJournal(id) => {
                 if let Some(storage) = storage.as_mut() {
-                    storage.hold_journal = None;
+                    storage.holds.remove(&id);
                 }
-                let _ = reply.send(Ok(()));
             }
             Command::Reopen(verify, reply) => {
                 // Files that changed (verify) get their vector sets rebuilt from disk.

@@ -11,10 +11,10 @@ use ctxd_proto::{
     DropCollection, DropCollectionResult, Get, GetResult, ListCollectionsResult, Search,
     SearchResult, SnapshotResult, Upsert, UpsertResult,
 };
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc, oneshot};
 
 /// A handle to the storage thread. Cloning is cheap; the thread ends when the last handle is
 /// dropped (closing the files first if they are still open).
@@ -22,6 +22,21 @@ use tokio::sync::{mpsc, oneshot};
 pub struct Store {
     commands: mpsc::UnboundedSender<Command>,
     gate: Arc<ReadGate>,
+    /// Turns for snapshots to copy ([`snapshot::MAX_CONCURRENT`]).
+    snapshots: Arc<Semaphore>,
+}
+
+/// A hold on the redo journal ([`Store::hold_journal`]); dropping it ends the hold, also when
+/// the snapshot that took it is abandoned half way.
+pub(super) struct JournalHold {
+    commands: mpsc::UnboundedSender<Command>,
+    id: u64,
+}
+
+impl Drop for JournalHold {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::UnholdJournal(self.id));
+    }
 }
 
 impl Store {
@@ -45,7 +60,11 @@ impl Store {
             })
             .map_err(StorageError::io("cannot start the storage thread", "."))?;
         opened_rx.await.map_err(|_| StorageError::Closed)??;
-        Ok(Store { commands, gate })
+        Ok(Store {
+            commands,
+            gate,
+            snapshots: Arc::new(Semaphore::new(snapshot::MAX_CONCURRENT)),
+        })
     }
 
     /// The counts `status` reports; [`StorageError::Closed`] while closed.
@@ -142,59 +161,30 @@ impl Store {
         dest: &str,
         data_dir: PathBuf,
     ) -> Result<SnapshotResult, StorageError> {
-        let dest = snapshot::check_destination(Path::new(dest), &data_dir)?;
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // Unique per snapshot: two concurrent snapshots to one destination never share a
-        // temporary directory (the second fails at the rename, the first is untouched).
-        static SNAPSHOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = SNAPSHOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = dest.with_file_name(format!(".{name}.partial-{}-{n}", std::process::id()));
-        // Holding a read lease: a release or shutdown waits for the copy to finish.
-        let lease = self.gate.enter()?;
-        self.ask(Command::HoldJournal).await?;
-        let copying = tmp.clone();
-        let copied = tokio::task::spawn_blocking(move || {
-            snapshot::copy_stores(&lease.vectors, lease.text_path(), &data_dir, &copying)
-        })
-        .await;
-        let _ = self.ask(Command::UnholdJournal).await;
-        let finishing = (tmp.clone(), dest.clone());
-        let result = match copied {
-            Ok(Ok(generation)) => tokio::task::spawn_blocking(move || {
-                snapshot::finish(&finishing.0, &finishing.1, generation)
-                    .map(|files| (generation, files))
-            })
+        snapshot::take(self, dest, data_dir).await
+    }
+
+    /// Waits for one of the [`snapshot::MAX_CONCURRENT`] turns to copy.
+    pub(super) async fn snapshot_turn(&self) -> Result<SemaphorePermit<'_>, StorageError> {
+        self.snapshots
+            .acquire()
             .await
-            .unwrap_or_else(|e| {
-                Err(StorageError::Snapshot(format!(
-                    "the snapshot task failed: {e}"
-                )))
-            }),
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(StorageError::Snapshot(format!("the copy task failed: {e}"))),
-        };
-        match result {
-            Ok((generation, files)) => {
-                tracing::info!(path = %dest.display(), generation, "snapshot written");
-                Ok(SnapshotResult {
-                    path: dest.display().to_string(),
-                    generation,
-                    files,
-                })
-            }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&tmp);
-                Err(match e {
-                    StorageError::Snapshot(_) | StorageError::Invalid(_) | StorageError::Closed => {
-                        e
-                    }
-                    other => StorageError::Snapshot(other.to_string()),
-                })
-            }
-        }
+            .map_err(|_| StorageError::Closed)
+    }
+
+    /// Borrows the read side (`Closed` while closed); closing waits until it is returned.
+    pub(super) fn enter_read(&self) -> Result<ReadLease, StorageError> {
+        self.gate.enter()
+    }
+
+    /// Keeps the redo journal's rows newer than the current generation until the hold is
+    /// dropped (a snapshot in progress replays them into its copy).
+    pub(super) async fn hold_journal(&self) -> Result<JournalHold, StorageError> {
+        let id = self.ask(Command::HoldJournal).await?;
+        Ok(JournalHold {
+            commands: self.commands.clone(),
+            id,
+        })
     }
 
     /// `check`, online: runs on the storage thread (FTS5's check needs the read-write

@@ -89,7 +89,7 @@ pub fn commit_group(
     text: &TextStore,
     vectors: &VectorStore,
     side: &ReadSide,
-    hold_journal: Option<u64>,
+    oldest_hold: Option<u64>,
     ops: Vec<WriteOp>,
 ) -> Result<Vec<Result<Written, StorageError>>, StorageError> {
     let started = std::time::Instant::now();
@@ -105,10 +105,10 @@ pub fn commit_group(
     let transaction = (|| -> Result<(), StorageError> {
         // LMDB committed everything up to the current generation (else we would not be
         // writing), so its journal rows are no longer needed — unless a snapshot in progress
-        // holds them, to replay into its own copy of LMDB.
+        // holds them, to replay into its own copy of LMDB: the oldest hold decides.
         text::prune_journal(
             conn,
-            hold_journal.map_or(start_generation, |held| held.min(start_generation)),
+            oldest_hold.map_or(start_generation, |held| held.min(start_generation)),
         )?;
         for op in ops {
             let before = catalog.clone();

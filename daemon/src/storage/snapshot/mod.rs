@@ -1,0 +1,248 @@
+//! `snapshot`: a consistent, verified copy of the data directory, taken while serving; and
+//! the other side, a snapshot checked and staged for `ctxd restore` ([`stage`]).
+//!
+//! Writes are never held up by the copy:
+//!
+//! 1. the snapshot takes a *hold* on the redo journal at the current generation G₀: the storage
+//!    thread keeps every journal row newer than the oldest hold (each snapshot has its own, so
+//!    one finishing never releases another's rows);
+//! 2. LMDB is copied compacted — from its own read transaction, at some generation Gₗ ≥ G₀;
+//! 3. SQLite is copied with `VACUUM INTO` from a read-only connection, at some Gₛ ≥ Gₗ: the copy
+//!    holds the journal rows for (G₀, Gₛ];
+//! 4. the hold is dropped, and the copy is opened as a data directory: exactly as after a crash,
+//!    the journal replay brings its LMDB to Gₛ, so both stores hold one generation;
+//! 5. the opened copy must pass the cross-store checks of `ctxd check` — every document that
+//!    has a vector has it and no other vector exists, every count matches, both stores record
+//!    the generation, nothing waits in the journal — and every vector must read back with its
+//!    dimension; otherwise the snapshot fails with `snapshot_failed` and nothing is left;
+//! 6. `manifest.json` ([`manifest`]) records the generation, versions, sizes and SHA-256; the
+//!    directory is written under a temporary name, fsynced, and renamed into place.
+//!
+//! At most [`MAX_CONCURRENT`] snapshots copy at once; more wait for a turn.
+
+pub mod manifest;
+pub mod stage;
+
+use super::owner::Storage;
+use super::reader::ReadGate;
+use super::store::Store;
+use super::{StorageError, check, layout, text, vectors};
+use ctxd_proto::{SnapshotFile, SnapshotResult};
+use manifest::Manifest;
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Snapshots that copy at the same time. Each reads both stores whole and writes a copy; a few
+/// in parallel keep a scheduled and a manual one from waiting on each other, more only compete
+/// for the same disk.
+pub const MAX_CONCURRENT: usize = 4;
+
+/// Takes a snapshot of `data_dir` (served by `store`) into `dest`.
+pub(super) async fn take(
+    store: &Store,
+    dest: &str,
+    data_dir: PathBuf,
+) -> Result<SnapshotResult, StorageError> {
+    let dest = check_destination(Path::new(dest), &data_dir)?;
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Unique per snapshot: two concurrent snapshots to one destination never share a
+    // temporary directory (the second fails at the rename, the first is untouched).
+    static SNAPSHOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SNAPSHOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut tmp = Partial(Some(
+        dest.with_file_name(format!(".{name}.partial-{}-{n}", std::process::id())),
+    ));
+    let _turn = store.snapshot_turn().await?;
+    // Holding a read lease: a release or shutdown waits for the copy to finish.
+    let lease = store.enter_read()?;
+    let hold = store.hold_journal().await?;
+    let copying = tmp.path().to_owned();
+    let copied = tokio::task::spawn_blocking(move || {
+        copy_stores(&lease.vectors, lease.text_path(), &data_dir, &copying)
+    })
+    .await
+    .map_err(|e| StorageError::Snapshot(format!("the copy task failed: {e}")))?;
+    drop(hold);
+    let finished = match copied {
+        Ok(generation) => {
+            let (tmp, dest) = (tmp.path().to_owned(), dest.clone());
+            tokio::task::spawn_blocking(move || {
+                finish(&tmp, &dest, generation).map(|files| (generation, files))
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(StorageError::Snapshot(format!(
+                    "the snapshot task failed: {e}"
+                )))
+            })
+        }
+        Err(e) => Err(e),
+    };
+    match finished {
+        Ok((generation, files)) => {
+            // Renamed into place: nothing temporary is left to remove.
+            tmp.0 = None;
+            tracing::info!(path = %dest.display(), generation, "snapshot written");
+            Ok(SnapshotResult {
+                path: dest.display().to_string(),
+                generation,
+                files,
+            })
+        }
+        Err(e) => Err(match e {
+            StorageError::Snapshot(_) | StorageError::Invalid(_) | StorageError::Closed => e,
+            other => StorageError::Snapshot(other.to_string()),
+        }),
+    }
+}
+
+/// A snapshot's temporary directory: removed when dropped unless it was published (renamed into
+/// place, `None`), so a failed or abandoned snapshot leaves nothing behind.
+struct Partial(Option<PathBuf>);
+
+impl Partial {
+    fn path(&self) -> &Path {
+        self.0.as_deref().unwrap_or(Path::new(""))
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = fs::remove_dir_all(path);
+        }
+    }
+}
+
+/// Checks `dest`: absolute, not existing, its parent existing, not inside the data directory.
+/// A refusal is `snapshot_failed` like every other reason a snapshot was not written, so a
+/// backup script has one code to handle.
+pub fn check_destination(dest: &Path, data_dir: &Path) -> Result<PathBuf, StorageError> {
+    let invalid = |why: &str| {
+        StorageError::Snapshot(format!("snapshot destination {}: {why}", dest.display()))
+    };
+    if !dest.is_absolute() {
+        return Err(invalid("must be an absolute path"));
+    }
+    if dest.to_string_lossy().chars().any(char::is_control) {
+        return Err(invalid("holds a control character"));
+    }
+    if fs::symlink_metadata(dest).is_ok() {
+        return Err(invalid("already exists"));
+    }
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Err(invalid("has no parent directory"));
+    };
+    let parent =
+        fs::canonicalize(parent).map_err(|e| invalid(&format!("parent directory: {e}")))?;
+    if parent.starts_with(data_dir) {
+        return Err(invalid("is inside the data directory"));
+    }
+    Ok(parent.join(name))
+}
+
+/// Copies both stores into `tmp` (steps 2–3): returns SQLite's generation in the copy.
+fn copy_stores(
+    vectors: &vectors::VectorReader,
+    text_path: &Path,
+    data_dir: &Path,
+    tmp: &Path,
+) -> Result<u64, StorageError> {
+    let vectors_dir = tmp.join(vectors::DIR_NAME);
+    fs::create_dir_all(&vectors_dir).map_err(StorageError::io("cannot create", &vectors_dir))?;
+    vectors.copy_compacted(&tmp.join(vectors::DATA_FILE))?;
+    let generation = text::copy_into(text_path, &tmp.join(text::FILE_NAME))?;
+    let config = data_dir.join(super::manifest::FILE_NAME);
+    fs::copy(&config, tmp.join(super::manifest::FILE_NAME))
+        .map_err(StorageError::io("cannot copy", &config))?;
+    Ok(generation)
+}
+
+/// Opens the copy (replaying its journal), checks it, describes it, and renames it into place
+/// (steps 4–6).
+fn finish(tmp: &Path, dest: &Path, generation: u64) -> Result<Vec<SnapshotFile>, StorageError> {
+    // Without the ANN tier: a snapshot leaves the derived ANN index out (the daemon that serves
+    // it rebuilds it), and proving the copy opens needs no index.
+    let opened = Storage::open(tmp, super::StoreOptions::default())?;
+    let held = opened.side.generation();
+    let problems = check::cross_store(opened.text.conn(), &opened.vectors);
+    opened.close(&ReadGate::default())?;
+    let problems = problems?;
+    if !problems.is_empty() {
+        return Err(StorageError::Snapshot(format!(
+            "the copy fails verification, so it was not written: {}",
+            problems.join("; ")
+        )));
+    }
+    if held != generation {
+        return Err(StorageError::Snapshot(format!(
+            "the copy opened at generation {held}, expected {generation}"
+        )));
+    }
+    // LMDB's reader table is recreated by whoever opens the copy.
+    let lock = tmp.join(vectors::LOCK_FILE);
+    if lock.exists() {
+        fs::remove_file(&lock).map_err(StorageError::io("cannot remove", &lock))?;
+    }
+    let files = describe(tmp)?;
+    let manifest = Manifest {
+        format: read_format(tmp)?,
+        generation,
+        created_at: crate::clock::unix_millis(),
+        ctxd_version: env!("CARGO_PKG_VERSION").to_owned(),
+        sqlite_version: rusqlite::version().to_owned(),
+        files: files.clone(),
+    };
+    manifest
+        .write(tmp)
+        .map_err(StorageError::io("cannot write the manifest in", tmp))?;
+    layout::sync_dir(&tmp.join(vectors::DIR_NAME))?;
+    layout::sync_dir(tmp)?;
+    fs::rename(tmp, dest).map_err(StorageError::io("cannot rename the snapshot into", dest))?;
+    layout::sync_dir(dest.parent().unwrap_or(Path::new("/")))?;
+    Ok(files)
+}
+
+/// Every store file with size and SHA-256 (each file is fsynced on the way).
+fn describe(dir: &Path) -> Result<Vec<SnapshotFile>, StorageError> {
+    let mut files = Vec::new();
+    for relative in layout::STORE_FILES {
+        let path = dir.join(relative);
+        let mut file = fs::File::open(&path).map_err(StorageError::io("cannot read", &path))?;
+        file.sync_all()
+            .map_err(StorageError::io("cannot sync", &path))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut bytes = 0u64;
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(StorageError::io("cannot read", &path))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            bytes += n as u64;
+        }
+        let sha256 = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        files.push(SnapshotFile {
+            path: relative.to_owned(),
+            bytes,
+            sha256,
+        });
+    }
+    Ok(files)
+}
+
+fn read_format(dir: &Path) -> Result<u32, StorageError> {
+    Ok(super::manifest::load_or_create(dir, false)?.format)
+}

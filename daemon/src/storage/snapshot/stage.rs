@@ -1,0 +1,197 @@
+//! Staging a snapshot for `ctxd restore`: its store files copied beside the data directory,
+//! each checked against the manifest while it is copied (regular file, not a symbolic link,
+//! the recorded size and SHA-256), then the copy opened and checked as a data directory.
+//! Nothing else of the snapshot directory is read, and nothing is written outside the staging
+//! directory. Any failure removes what was staged and says which rule failed.
+
+use super::super::catalog::Catalog;
+use super::super::text::{self, TextStore};
+use super::super::vectors::{self, VectorStore};
+use super::super::{check, manifest as data_manifest};
+use super::manifest::Manifest;
+use ctxd_proto::SnapshotFile;
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// What a staged snapshot holds, for the restore's report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staged {
+    /// The generation both stores hold.
+    pub generation: u64,
+    /// Number of collections.
+    pub collections: u64,
+    /// Number of documents over all collections.
+    pub documents: u64,
+}
+
+/// Copies the files `manifest` lists from `snapshot` into `staged` (a new directory beside the
+/// data directory, on its file system), verifying each, and checks the copy as a data
+/// directory. On failure `staged` is removed.
+pub fn stage(snapshot: &Path, manifest: &Manifest, staged: &Path) -> Result<Staged, String> {
+    let result = copy_verified(snapshot, manifest, staged).and_then(|()| verify(staged, manifest));
+    if result.is_err() {
+        let _ = fs::remove_dir_all(staged);
+    }
+    result
+}
+
+fn copy_verified(snapshot: &Path, manifest: &Manifest, staged: &Path) -> Result<(), String> {
+    let _ = fs::remove_dir_all(staged);
+    fs::create_dir(staged).map_err(|e| format!("cannot create {}: {e}", staged.display()))?;
+    for file in &manifest.files {
+        let target = staged.join(&file.path);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        copy_one(snapshot, file, &target)?;
+    }
+    sync_tree(staged)
+}
+
+/// Copies one file, hashing what it copies; every directory on its way inside the snapshot
+/// must be a real directory and the file a regular file (no symbolic links anywhere).
+fn copy_one(snapshot: &Path, file: &SnapshotFile, target: &Path) -> Result<(), String> {
+    let mut inside = snapshot.to_path_buf();
+    let parts: Vec<&str> = file.path.split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        inside.push(part);
+        let meta = fs::symlink_metadata(&inside)
+            .map_err(|e| format!("`{}` of the snapshot: {e}", file.path))?;
+        if meta.file_type().is_symlink() {
+            return Err(format!(
+                "`{}` of the snapshot is (or lies under) a symbolic link; a snapshot holds its \
+                 own files",
+                file.path
+            ));
+        }
+        let last = i + 1 == parts.len();
+        if (last && !meta.is_file()) || (!last && !meta.is_dir()) {
+            return Err(format!(
+                "`{}` of the snapshot is not a regular file",
+                file.path
+            ));
+        }
+    }
+    let mut source = open_no_follow(&inside).map_err(|e| format!("`{}`: {e}", file.path))?;
+    let meta = source
+        .metadata()
+        .map_err(|e| format!("`{}`: {e}", file.path))?;
+    if !meta.is_file() || meta.len() != file.bytes {
+        return Err(format!(
+            "`{}` differs from the manifest: {} bytes, the manifest says {}",
+            file.path,
+            meta.len(),
+            file.bytes
+        ));
+    }
+    let mut out = fs::File::create(target).map_err(|e| format!("{}: {e}", target.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut copied = 0u64;
+    loop {
+        let n = source
+            .read(&mut buf)
+            .map_err(|e| format!("`{}`: {e}", file.path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])
+            .map_err(|e| format!("{}: {e}", target.display()))?;
+        copied += n as u64;
+    }
+    out.sync_all()
+        .map_err(|e| format!("{}: {e}", target.display()))?;
+    let sha256: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if copied != file.bytes || sha256 != file.sha256 {
+        return Err(format!(
+            "`{}` differs from the manifest (its SHA-256 is {sha256}, the manifest says {})",
+            file.path, file.sha256
+        ));
+    }
+    Ok(())
+}
+
+/// Opens a file for reading, refusing a symbolic link in its last component even if one was
+/// put there after it was checked.
+#[cfg(unix)]
+fn open_no_follow(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+}
+
+/// Windows: the check of the path before opening is what refuses links.
+#[cfg(windows)]
+fn open_no_follow(path: &Path) -> std::io::Result<fs::File> {
+    fs::File::open(path)
+}
+
+/// Makes the staged files' directory entries durable.
+fn sync_tree(staged: &Path) -> Result<(), String> {
+    let sync = |dir: &Path| super::super::layout::sync_dir(dir).map_err(|e| e.to_string());
+    sync(&staged.join(vectors::DIR_NAME))?;
+    sync(staged)
+}
+
+/// Opens the staged copy as a data directory and runs every check of `ctxd check` on it; its
+/// generation must be the manifest's.
+fn verify(staged: &Path, manifest: &Manifest) -> Result<Staged, String> {
+    let invalid = |why: String| {
+        format!("the snapshot's files match its manifest but are not a valid data directory: {why}")
+    };
+    data_manifest::load_or_create(staged, false).map_err(|e| invalid(e.to_string()))?;
+    let text = TextStore::open(staged).map_err(|e| invalid(e.to_string()))?;
+    let vectors = match VectorStore::open(staged) {
+        Ok(vectors) => vectors,
+        Err(e) => {
+            let _ = text.close();
+            return Err(invalid(e.to_string()));
+        }
+    };
+    let checked = check::run(text.conn(), &vectors);
+    let counted = Catalog::load(text.conn()).and_then(|catalog| {
+        Ok((
+            text::generation(text.conn())?,
+            catalog.len() as u64,
+            catalog.documents(),
+        ))
+    });
+    let closed = text.close().and(vectors.close());
+    // LMDB's reader table is recreated by the daemon that opens the files.
+    let _ = fs::remove_file(staged.join(vectors::LOCK_FILE));
+    let report = checked.map_err(|e| invalid(e.to_string()))?;
+    closed.map_err(|e| invalid(e.to_string()))?;
+    if !report.passed {
+        let d = &report.details;
+        let problems: Vec<&str> = d
+            .text
+            .problems
+            .iter()
+            .chain(&d.vectors.problems)
+            .chain(&d.consistency.problems)
+            .map(String::as_str)
+            .collect();
+        return Err(invalid(problems.join("; ")));
+    }
+    let (generation, collections, documents) = counted.map_err(|e| invalid(e.to_string()))?;
+    if generation != manifest.generation {
+        return Err(invalid(format!(
+            "the manifest says generation {}, the files hold generation {generation}",
+            manifest.generation
+        )));
+    }
+    Ok(Staged {
+        generation,
+        collections,
+        documents,
+    })
+}
