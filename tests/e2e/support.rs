@@ -59,6 +59,8 @@ pub struct Start {
     pub notify: PathBuf,
     /// A listening socket handed over the way systemd's socket activation does.
     pub activation: Option<OwnedFd>,
+    /// `RLIMIT_NOFILE` (soft, hard) for the daemon.
+    pub nofile: Option<(u64, u64)>,
 }
 
 impl Start {
@@ -72,7 +74,15 @@ impl Start {
             env: Vec::new(),
             notify: scratch.path(&format!("notify-{}", unique())),
             activation: None,
+            nofile: None,
         }
+    }
+
+    /// Starts the daemon with `RLIMIT_NOFILE` set to `soft` and `hard` (as a shell's `ulimit`
+    /// or systemd's `LimitNOFILE=soft:hard` would).
+    pub fn nofile(mut self, soft: u64, hard: u64) -> Self {
+        self.nofile = Some((soft, hard));
+        self
     }
 
     /// Leaves `--socket` out; `socket` is then only where the test connects.
@@ -129,7 +139,20 @@ impl Start {
                 let fd = fd.try_clone().expect("duplicate the listening socket");
                 (shell, Stdio::from(fd))
             }
-            None => (Command::new(CTXD), Stdio::null()),
+            None => match self.nofile {
+                Some((soft, hard)) => {
+                    // The soft limit first: a hard limit below the current soft one is refused.
+                    let mut shell = Command::new("sh");
+                    shell
+                        .arg("-c")
+                        .arg(format!(
+                            r#"ulimit -S -n {soft} && ulimit -H -n {hard} && exec "$0" "$@""#
+                        ))
+                        .arg(CTXD);
+                    (shell, Stdio::null())
+                }
+                None => (Command::new(CTXD), Stdio::null()),
+            },
         };
         command.arg("serve");
         if self.data_flag {
@@ -251,6 +274,39 @@ impl Daemon {
             .count()
     }
 
+    /// Number of threads of the daemon (from `/proc`).
+    pub fn threads(&self) -> usize {
+        self.proc_status("Threads")
+    }
+
+    /// The daemon's peak resident memory since start or the last [`Daemon::reset_peak_memory`],
+    /// in bytes (`VmHWM`).
+    pub fn peak_memory(&self) -> usize {
+        self.proc_status("VmHWM") * 1024
+    }
+
+    /// The daemon's resident memory now, in bytes (`VmRSS`).
+    pub fn memory(&self) -> usize {
+        self.proc_status("VmRSS") * 1024
+    }
+
+    /// Starts measuring the peak resident memory afresh (Linux: `5` into `clear_refs`).
+    pub fn reset_peak_memory(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5")
+            .expect("reset the daemon's peak memory");
+    }
+
+    /// A number field of `/proc/PID/status` (kB fields in kB).
+    fn proc_status(&self, field: &str) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read the daemon's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
     pub fn stderr_so_far(&self) -> String {
         self.stderr.text()
     }
@@ -333,6 +389,17 @@ impl Raw {
     /// Writes one line.
     pub fn send(&mut self, line: &str) {
         self.send_bytes(format!("{line}\n").as_bytes());
+    }
+
+    /// Reads one reply line as it was sent (without its newline); panics at end of stream.
+    pub fn recv_line(&mut self) -> String {
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line).expect("read a reply");
+        assert!(
+            n > 0,
+            "the daemon closed the connection instead of answering"
+        );
+        line.trim_end_matches('\n').to_owned()
     }
 
     /// Reads one reply line as JSON; panics at end of stream.
