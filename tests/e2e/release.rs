@@ -313,6 +313,32 @@ mod cli {
         );
     }
 
+    /// A backup that outlives `--ttl` must not have the files reopened under it: while the
+    /// command runs, `ctxd release` renews the lease.
+    #[test]
+    fn a_command_that_outlives_the_ttl_keeps_the_files_released() {
+        let scratch = Scratch::new();
+        let daemon = Daemon::start(&scratch);
+        let socket = daemon.socket.to_str().expect("utf-8");
+        // Three seconds is three lease lengths: the command's last look is long past the TTL.
+        let script = format!("sleep 3; {CTXD} --socket {socket} health; exit 0");
+        let out = ctxd(&[
+            "--socket", socket, "release", "--ttl", "1s", "--", "sh", "-c", &script,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "released",
+            "still released after three lease lengths"
+        );
+        assert_eq!(health(&daemon), "serving", "resumed after the command");
+        assert!(
+            !daemon.stderr_so_far().contains("expired"),
+            "the lease was renewed, not expired:\n{}",
+            daemon.stderr_so_far()
+        );
+    }
+
     #[test]
     fn ctrl_c_during_the_command_still_resumes() {
         let scratch = Scratch::new();

@@ -155,6 +155,8 @@ pub struct SnapshotArgs {
 )]
 pub struct ReleaseArgs {
     /// How long the lease lasts unless renewed or resumed; the daemon resumes by itself then.
+    /// With `-- COMMAND` the lease is renewed while the command runs, so it ends only this
+    /// long after ctxd itself stops.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
     pub ttl: Duration,
     /// A label for `ctxd status` (default: the command, with `-- COMMAND`).

@@ -4,7 +4,8 @@
 use super::args::{ReleaseArgs, ResumeArgs};
 use super::output::{Output, exit, fail};
 use ctxd_client::Client;
-use ctxd_proto::{Release, ReleaseResult, Resume, ResumeResult, UnixMillis};
+use ctxd_proto::{Release, ReleaseResult, Renew, Resume, ResumeResult, UnixMillis};
+use std::convert::Infallible;
 use std::fmt::Write;
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
@@ -13,11 +14,10 @@ use std::time::{Duration, UNIX_EPOCH};
 pub async fn release(client: &Client, args: ReleaseArgs, out: Output) -> ExitCode {
     // Listen for Ctrl-C before the release, so an interrupt at any point still resumes.
     let interrupted = interrupts();
-    let holder = args.holder.clone().or_else(|| {
-        args.command
-            .first()
-            .map(|program| format!("ctxd release -- {program}"))
-    });
+    let holder = args
+        .holder
+        .clone()
+        .or_else(|| args.command.first().map(|program| default_holder(program)));
     let params = Release {
         holder,
         ttl_s: Some(args.ttl.as_secs().max(1)),
@@ -36,7 +36,14 @@ pub async fn release(client: &Client, args: ReleaseArgs, out: Output) -> ExitCod
         lease.lease_id,
         args.command.join(" ")
     );
-    let status = run(&args.command, interrupted).await;
+    // Renewed while the command runs: a backup that takes longer than `--ttl` must not have the
+    // files reopened under it. If this process dies, the renewals stop and the lease ends
+    // `--ttl` after the last one.
+    let ttl_s = args.ttl.as_secs().max(1);
+    let status = tokio::select! {
+        status = run(&args.command, interrupted) => status,
+        never = keep_renewed(client, &lease.lease_id, ttl_s) => match never {},
+    };
     let resumed = client
         .resume(Resume {
             lease_id: Some(lease.lease_id.clone()),
@@ -54,6 +61,37 @@ pub async fn release(client: &Client, args: ReleaseArgs, out: Output) -> ExitCod
         }
     }
     status
+}
+
+/// `ctxd release -- PROGRAM` as a holder label: the program's file name, cut to the label limit
+/// and without control characters (the daemon refuses labels that have them).
+fn default_holder(program: &str) -> String {
+    let name = std::path::Path::new(program)
+        .file_name()
+        .map_or_else(|| program.to_owned(), |n| n.to_string_lossy().into_owned());
+    let mut holder = String::from("ctxd release -- ");
+    for c in name.chars().filter(|c| !c.is_control()) {
+        if holder.len() + c.len_utf8() > ctxd_proto::limits::MAX_LABEL_BYTES {
+            break;
+        }
+        holder.push(c);
+    }
+    holder
+}
+
+/// Renews the lease every third of its length, for as long as it is polled.
+async fn keep_renewed(client: &Client, lease_id: &str, ttl_s: u64) -> Infallible {
+    let period = Duration::from_millis(ttl_s * 1000 / 3);
+    loop {
+        tokio::time::sleep(period).await;
+        let renew = Renew {
+            lease_id: lease_id.to_owned(),
+            ttl_s,
+        };
+        if let Err(e) = client.renew(renew).await {
+            eprintln!("ctxd: warning: cannot renew lease {lease_id}: {e}");
+        }
+    }
 }
 
 /// `ctxd resume`.
@@ -175,4 +213,22 @@ fn render_resume(result: &ResumeResult) -> String {
 
 fn when(at: UnixMillis) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(at)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_holder_is_a_valid_label() {
+        assert_eq!(default_holder("/usr/bin/restic"), "ctxd release -- restic");
+        for program in ["/x/".to_owned() + &"y".repeat(300), "bad\nname".to_owned()] {
+            let holder = default_holder(&program);
+            assert_eq!(
+                ctxd_proto::validate::label("holder", &holder),
+                Ok(()),
+                "{holder:?}"
+            );
+        }
+    }
 }
