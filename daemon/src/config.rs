@@ -17,6 +17,15 @@ pub struct ServeConfig {
     pub drain_timeout: Duration,
     /// Collections with at least this many vectors get an arroy ANN index; 0 = never.
     pub ann_threshold: u64,
+    /// The most client connections served at once; `None`: what the open-file limit leaves
+    /// after what storage needs (`fd_limit`).
+    pub max_connections: Option<usize>,
+    /// How long a request line may take to arrive once it has begun, and a reply to be read.
+    pub idle_timeout: Duration,
+    /// Threads that run reads.
+    pub read_threads: usize,
+    /// Reads that may wait for a thread before more are refused with `busy`.
+    pub read_queue: usize,
 }
 
 /// The vector count from which a collection gets an ANN index by default. Below it the
@@ -26,6 +35,11 @@ pub struct ServeConfig {
 /// arroy at the default effort 16.3 / 25.6 ms at recall 0.952: the crossover, so below it the
 /// tier would only make searches slower and approximate.
 pub const DEFAULT_ANN_THRESHOLD: u64 = 1_000_000;
+
+/// How long a request line may take to arrive once its first byte has, and a reply to be read,
+/// by default: a 32 MiB line needs only half a megabyte per second. A connection that stalls
+/// longer (half a line, then nothing) is closed instead of being held forever.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long shutdown lets in-flight requests finish by default. A write batch of the maximum
 /// frame size finishes well within it; systemd's `TimeoutStopSec` must exceed it.
@@ -57,6 +71,10 @@ impl ServeConfig {
             max_frame: ctxd_proto::DEFAULT_MAX_FRAME,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             ann_threshold: DEFAULT_ANN_THRESHOLD,
+            max_connections: None,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            read_threads: crate::storage::read_pool::default_threads(),
+            read_queue: crate::storage::read_pool::DEFAULT_QUEUE,
         }
     }
 }

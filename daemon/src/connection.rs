@@ -1,14 +1,31 @@
 //! Where bytes become messages: JSON-lines framing over one connection.
 //!
 //! [`FrameReader`] yields one line at a time (without `\n`, and without a trailing `\r`),
-//! refusing to buffer more than `max_frame` bytes of one line. It keeps all state in itself, so
-//! `next_frame` may be cancelled (by shutdown, say) without losing bytes.
+//! refusing to buffer more than `max_frame` bytes of one line. Three bounds hold per line:
+//!
+//! - its length, `--max-frame` ([`FrameError::TooLarge`]);
+//! - its memory: past [`FREE_BYTES`] a line reserves its bytes from the daemon's
+//!   [`DecodeBudget`] as it arrives, and is not read further while the budget is spent; the
+//!   [`Reservation`] travels with the line until its request has been executed;
+//! - its time: once a line has begun it must end within `--idle-timeout`
+//!   ([`FrameError::Stalled`]). Between lines a connection may stay quiet as long as it likes.
+//!
+//! All state is kept in the reader, so `next_frame` may be cancelled (by shutdown, say) without
+//! losing bytes.
 
+use crate::budget::{DecodeBudget, FREE_BYTES, Reservation};
 use std::io;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::Instant;
 
 /// How much is read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// What a new connection's buffer starts with: most requests are far smaller than a chunk, and
+/// thousands of idle connections should not hold a chunk each.
+const INITIAL_BUFFER: usize = 4 * 1024;
 
 /// Why no frame could be read.
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +36,24 @@ pub enum FrameError {
         /// The limit.
         limit: usize,
     },
+    /// A line began but did not end in time; the connection cannot be resynchronised.
+    #[error("the request line did not end within {after:?} of its first byte")]
+    Stalled {
+        /// The idle timeout.
+        after: Duration,
+    },
     /// The connection failed, or closed in the middle of a line.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+/// One request line, with the budget it holds.
+pub struct Frame {
+    /// The line, without its end.
+    pub line: Vec<u8>,
+    /// What the line reserved of the budget (nothing for a short line); give it back once the
+    /// request has been executed.
+    pub reservation: Reservation,
 }
 
 /// Splits a byte stream into lines.
@@ -31,36 +63,80 @@ pub struct FrameReader<R> {
     /// Bytes of `buf` already searched for `\n`.
     scanned: usize,
     max_frame: usize,
+    budget: Arc<DecodeBudget>,
+    /// The budget held by the line being read.
+    reservation: Reservation,
+    idle_timeout: Duration,
+    /// When the line being read must have ended (set by its first byte).
+    deadline: Option<Instant>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    /// Reads lines of at most `max_frame` bytes from `inner`.
-    pub fn new(inner: R, max_frame: usize) -> Self {
+    /// Reads lines of at most `max_frame` bytes from `inner`, reserving long ones from
+    /// `budget`; a line must end within `idle_timeout` of its first byte.
+    pub fn new(
+        inner: R,
+        max_frame: usize,
+        budget: Arc<DecodeBudget>,
+        idle_timeout: Duration,
+    ) -> Self {
         FrameReader {
             inner,
-            buf: Vec::with_capacity(READ_CHUNK),
+            buf: Vec::with_capacity(INITIAL_BUFFER),
             scanned: 0,
             max_frame,
+            budget,
+            reservation: Reservation::default(),
+            idle_timeout,
+            deadline: None,
         }
     }
 
     /// The next non-blank line, or `None` at a clean end of stream.
-    pub async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+    pub async fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         loop {
             if let Some(line) = self.take_line() {
-                if line.iter().all(u8::is_ascii_whitespace) {
+                let mut reservation = std::mem::take(&mut self.reservation);
+                reservation.arrived();
+                // Whatever follows in the buffer begins the next line: its clock starts now.
+                self.deadline = (!blank(&self.buf)).then(|| Instant::now() + self.idle_timeout);
+                if blank(&line) {
                     continue;
                 }
-                return Ok(Some(line));
+                return Ok(Some(Frame { line, reservation }));
             }
             if self.buf.len() > self.max_frame {
                 return Err(FrameError::TooLarge {
                     limit: self.max_frame,
                 });
             }
+            let wanted = self.buf.len() + READ_CHUNK;
+            if wanted > FREE_BYTES {
+                // Doubling: a long line takes a few turns at the budget, not one per chunk.
+                let reserve = (2 * self.buf.len()).clamp(wanted, self.max_frame + READ_CHUNK);
+                let waiting = Instant::now();
+                self.reservation.grow_to(&self.budget, reserve).await;
+                // Time spent waiting for the budget is the daemon's, not the client's.
+                if let Some(deadline) = &mut self.deadline {
+                    *deadline += waiting.elapsed();
+                }
+            }
             self.buf.reserve(READ_CHUNK);
-            if self.inner.read_buf(&mut self.buf).await? == 0 {
-                return if self.buf.iter().all(u8::is_ascii_whitespace) {
+            let before = self.buf.len();
+            let read = self.inner.read_buf(&mut self.buf);
+            let n = match self.deadline {
+                // In the middle of a line: it must end in time.
+                Some(deadline) => {
+                    tokio::time::timeout_at(deadline, read)
+                        .await
+                        .map_err(|_| FrameError::Stalled {
+                            after: self.idle_timeout,
+                        })??
+                }
+                None => read.await?,
+            };
+            if n == 0 {
+                return if blank(&self.buf) {
                     Ok(None)
                 } else {
                     Err(io::Error::new(
@@ -69,6 +145,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     )
                     .into())
                 };
+            }
+            if self.deadline.is_none() && !blank(&self.buf[before..]) {
+                self.deadline = Some(Instant::now() + self.idle_timeout);
             }
         }
     }
@@ -95,15 +174,33 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
+/// Whether `bytes` hold nothing but whitespace (a blank line, or nothing of a line yet).
+fn blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_whitespace)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn reader(input: &[u8], max: usize) -> FrameReader<&[u8]> {
+        FrameReader::new(
+            input,
+            max,
+            Arc::new(DecodeBudget::for_frame(max)),
+            Duration::from_secs(60),
+        )
+    }
+
     async fn frames(input: &[u8], max: usize) -> Vec<Result<Option<Vec<u8>>, String>> {
-        let mut reader = FrameReader::new(input, max);
+        let mut reader = reader(input, max);
         let mut out = Vec::new();
         loop {
-            let next = reader.next_frame().await.map_err(|e| e.to_string());
+            let next = reader
+                .next_frame()
+                .await
+                .map(|f| f.map(|f| f.line))
+                .map_err(|e| e.to_string());
             let done = !matches!(next, Ok(Some(_)));
             out.push(next);
             if done {
@@ -138,5 +235,46 @@ mod tests {
     #[tokio::test]
     async fn eof_inside_a_line_is_an_error() {
         assert!(frames(b"{\"a\":1}", 100).await[0].is_err());
+    }
+
+    #[tokio::test]
+    async fn a_long_line_holds_its_reservation_and_a_short_one_none() {
+        let long = [vec![b'x'; 3 * FREE_BYTES], b"\n{}\n".to_vec()].concat();
+        let budget = Arc::new(DecodeBudget::for_frame(4 * FREE_BYTES));
+        let mut reader = FrameReader::new(
+            &long[..],
+            4 * FREE_BYTES,
+            Arc::clone(&budget),
+            Duration::from_secs(60),
+        );
+        let first = reader.next_frame().await.expect("read").expect("a line");
+        assert_eq!(first.line.len(), 3 * FREE_BYTES);
+        assert!(first.reservation.bytes() >= 3 * FREE_BYTES);
+        assert_eq!(budget.reserved(), first.reservation.bytes());
+        let second = reader.next_frame().await.expect("read").expect("a line");
+        assert_eq!(second.reservation.bytes(), 0);
+        drop(first);
+        assert_eq!(budget.reserved(), 0, "given back when the request is done");
+    }
+
+    #[tokio::test]
+    async fn a_line_that_stalls_times_out_and_a_quiet_connection_does_not() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut reader = FrameReader::new(
+            server,
+            1000,
+            Arc::new(DecodeBudget::for_frame(1000)),
+            Duration::from_millis(100),
+        );
+        use tokio::io::AsyncWriteExt;
+        // Quiet between lines: no timeout (the read is still pending after five timeouts).
+        let quiet = tokio::time::timeout(Duration::from_millis(500), reader.next_frame()).await;
+        assert!(quiet.is_err(), "still waiting for a line");
+        client.write_all(b"{\"op\":").await.expect("write");
+        let stalled = reader.next_frame().await;
+        assert!(
+            matches!(stalled, Err(FrameError::Stalled { .. })),
+            "half a line times out"
+        );
     }
 }

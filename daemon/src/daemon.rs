@@ -11,11 +11,12 @@
 //! 6. close the connections of `shutdown` requesters, which tells them the daemon is done.
 
 use crate::config::ServeConfig;
+use crate::fd_limit;
 use crate::listener::{ListenError, Listener};
 use crate::lock::{self, LockError};
 use crate::notify;
 use crate::server;
-use crate::shared::Shared;
+use crate::shared::{ConnectionLimits, Shared};
 use crate::shutdown::Shutdown;
 use crate::signals;
 use crate::storage::{StorageError, Store};
@@ -66,8 +67,11 @@ pub(crate) async fn run_hosted(
     let data_dir = resolve_data_dir(&config.data_dir)?;
     let data_lock = lock::lock_data_dir(&data_dir)?;
     let listener = Listener::bind(&config.socket)?;
+    let limits = connection_limits(&config);
     let options = crate::storage::StoreOptions {
         ann_threshold: config.ann_threshold,
+        read_threads: config.read_threads,
+        read_queue: config.read_queue,
     };
     let store = Store::open(data_dir.clone(), options).await?;
     let shared = Arc::new(Shared::new(
@@ -75,7 +79,7 @@ pub(crate) async fn run_hosted(
         shutdown,
         data_dir,
         listener.path().to_owned(),
-        config.max_frame,
+        limits,
     ));
     tracing::info!(
         pid = std::process::id(),
@@ -83,6 +87,9 @@ pub(crate) async fn run_hosted(
         socket = %shared.socket.display(),
         socket_activated = listener.is_activated(),
         lock = %data_lock.path().display(),
+        max_connections = limits.max_connections,
+        decode_budget = shared.budget.total(),
+        read_threads = config.read_threads,
         "ctxd {} serving",
         env!("CARGO_PKG_VERSION")
     );
@@ -99,6 +106,33 @@ pub(crate) async fn run_hosted(
     notify::flush();
     shared.release_held();
     closed.map_err(DaemonError::from)
+}
+
+/// The bounds every connection gets: the frame limit, the idle timeout, and how many
+/// connections fit in the open-file limit (raised to its hard limit first).
+fn connection_limits(config: &ServeConfig) -> ConnectionLimits {
+    let open_files = fd_limit::raise();
+    let reserved = fd_limit::reserved(
+        config.read_threads,
+        crate::storage::snapshot::MAX_CONCURRENT,
+    );
+    let max_connections = config
+        .max_connections
+        .unwrap_or_else(|| fd_limit::default_max_connections(open_files, reserved));
+    if let Some(limit) = open_files
+        && (max_connections + reserved) as u64 > limit
+    {
+        tracing::warn!(
+            "--max-connections {max_connections} and the {reserved} files storage may open \
+             exceed the open-file limit of {limit}: raise LimitNOFILE= (or ulimit -n), or \
+             lower --max-connections"
+        );
+    }
+    ConnectionLimits {
+        max_frame: config.max_frame,
+        idle_timeout: config.idle_timeout,
+        max_connections,
+    }
 }
 
 /// Ends leases when their time is up (resuming when the last one ends), until shutdown.

@@ -51,6 +51,7 @@ impl Error {
                 StorageError::Invalid(_) => ErrorCode::BadRequest,
                 StorageError::Snapshot(_) => ErrorCode::SnapshotFailed,
                 StorageError::DiskFull(_) => ErrorCode::DiskFull,
+                StorageError::Busy(_) => ErrorCode::Busy,
                 StorageError::Sqlite(_)
                 | StorageError::Lmdb(_)
                 | StorageError::Io { .. }

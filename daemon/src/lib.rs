@@ -36,6 +36,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod budget;
 pub mod cli;
 mod clock;
 pub mod config;
@@ -44,6 +45,7 @@ pub mod daemon;
 mod dispatch;
 mod error;
 pub mod exit;
+mod fd_limit;
 mod lifecycle;
 mod listener;
 mod lock;

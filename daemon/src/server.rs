@@ -14,17 +14,33 @@ use tokio::task::JoinSet;
 /// persistent failure does not spin a core.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Refusals being written at once; a flood beyond this is closed without one (each refusal
+/// holds a descriptor until its line is written).
+const MAX_REFUSING: usize = 64;
+
 /// Accepts connections until shutdown is triggered, then waits up to `drain_timeout` for every
 /// session's current request to finish (sessions read no new request once shutdown starts).
 /// Storage is still open when this returns; closing it is the caller's next step.
+///
+/// At most `--max-connections` sessions run at once: a connection beyond them is answered
+/// `busy` (saying so) and closed.
 pub async fn serve(listener: &Listener, shared: Arc<Shared>, drain_timeout: Duration) {
     let mut sessions = JoinSet::new();
+    let mut refusing = JoinSet::new();
+    let max = shared.limits.max_connections;
     let reason = loop {
         tokio::select! {
             reason = shared.shutdown.triggered() => break reason,
             accepted = listener.accept() => match accepted {
                 Ok(stream) => {
-                    sessions.spawn(session::run(stream, Arc::clone(&shared)));
+                    while sessions.try_join_next().is_some() {}
+                    while refusing.try_join_next().is_some() {}
+                    if sessions.len() < max {
+                        sessions.spawn(session::run(stream, Arc::clone(&shared)));
+                    } else if refusing.len() < MAX_REFUSING {
+                        tracing::debug!("refusing a connection: {max} are open");
+                        refusing.spawn(session::refuse(stream, max));
+                    }
                 }
                 Err(e) => {
                     tracing::warn!("accepting a connection failed: {e}");

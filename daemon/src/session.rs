@@ -6,7 +6,8 @@
 //! Requests still execute one at a time and in order, so a client that pipelines an upsert and
 //! a search sees its own write.
 
-use crate::connection::{FrameError, FrameReader};
+use crate::budget::Reservation;
+use crate::connection::{Frame, FrameError, FrameReader};
 use crate::dispatch::{self, After};
 use crate::listener;
 use crate::shared::Shared;
@@ -16,6 +17,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
 use tokio::sync::mpsc;
 
@@ -25,8 +27,11 @@ const DECODED_AHEAD: usize = 2;
 
 /// What the reader hands the executor.
 enum Incoming {
-    Request(Box<Result<Request, Rejected>>),
+    /// A decoded request, and the budget its line holds until it has been executed.
+    Request(Box<Result<Request, Rejected>>, Reservation),
     TooLarge(usize),
+    /// A line began but did not end within the idle timeout.
+    Stalled(Duration),
 }
 
 /// Serves one connection to its end.
@@ -40,12 +45,17 @@ pub async fn run(stream: Stream, shared: Arc<Shared>) {
             None,
             Err(ErrorBody::new(ErrorCode::PermissionDenied, message)),
         );
-        let _ = send(&mut writer, reply, true).await;
+        let _ = send(&mut writer, reply, true, shared.limits.idle_timeout).await;
         return;
     }
     let (decoded, queue) = mpsc::channel(DECODED_AHEAD);
     let reader = read_requests(
-        FrameReader::new(Side(Arc::clone(&stream)), shared.max_frame),
+        FrameReader::new(
+            Side(Arc::clone(&stream)),
+            shared.limits.max_frame,
+            Arc::clone(&shared.budget),
+            shared.limits.idle_timeout,
+        ),
         decoded,
         &shared,
     );
@@ -57,13 +67,34 @@ pub async fn run(stream: Stream, shared: Arc<Shared>) {
                 break;
             }
             let (reply, after) = match incoming {
-                Incoming::Request(request) => match *request {
-                    Ok(request) => dispatch::handle(&shared, request).await,
-                    Err(rejected) => (
-                        dispatch::encode_body::<Empty>(rejected.id, Err(rejected.error)),
-                        After::Continue,
-                    ),
-                },
+                Incoming::Request(request, reservation) => {
+                    let answer = match *request {
+                        Ok(request) => dispatch::handle(&shared, request).await,
+                        Err(rejected) => (
+                            dispatch::encode_body::<Empty>(rejected.id, Err(rejected.error)),
+                            After::Continue,
+                        ),
+                    };
+                    // The request is done with: its bytes go back to the budget before the
+                    // reply is written (a client slow to read holds none of it).
+                    drop(reservation);
+                    answer
+                }
+                Incoming::Stalled(after) => {
+                    let reply = dispatch::encode_body::<Empty>(
+                        None,
+                        Err(ErrorBody::new(
+                            ErrorCode::BadRequest,
+                            format!(
+                                "incomplete request line: it did not end within {} of its first \
+                                 byte (--idle-timeout); closing the connection",
+                                humantime::format_duration(after)
+                            ),
+                        )),
+                    );
+                    let _ = send(&mut writer, reply, true, shared.limits.idle_timeout).await;
+                    return None;
+                }
                 Incoming::TooLarge(limit) => {
                     let reply = dispatch::encode_body::<Empty>(
                         None,
@@ -75,13 +106,13 @@ pub async fn run(stream: Stream, shared: Arc<Shared>) {
                         )
                         .with_detail("max_frame", limit)),
                     );
-                    let _ = send(&mut writer, reply, true).await;
+                    let _ = send(&mut writer, reply, true, shared.limits.idle_timeout).await;
                     return None;
                 }
             };
             // Replies to requests already waiting are flushed together.
             let flush = after != After::Continue || queue.is_empty();
-            if let Err(e) = send(&mut writer, reply, flush).await {
+            if let Err(e) = send(&mut writer, reply, flush, shared.limits.idle_timeout).await {
                 tracing::debug!("cannot answer: {e}");
                 return None;
             }
@@ -98,6 +129,26 @@ pub async fn run(stream: Stream, shared: Arc<Shared>) {
     }
 }
 
+/// Answers a connection beyond `--max-connections` with `busy`, then closes it.
+pub async fn refuse(stream: Stream, max: usize) {
+    let mut writer = BufWriter::new(Side(Arc::new(stream)));
+    let reply = dispatch::encode_body::<Empty>(
+        None,
+        Err(ErrorBody::new(
+            ErrorCode::Busy,
+            format!(
+                "this ctxd serves at most {max} connections at once and all are open; this one \
+                 is closed (close idle connections, or raise --max-connections)"
+            ),
+        )
+        .with_detail("max_connections", max)),
+    );
+    let _ = send(&mut writer, reply, true, REFUSAL_TIMEOUT).await;
+}
+
+/// How long a refusal may take to be written before the connection is just closed.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Reads and decodes requests until end of input, a framing error, shutdown, or the executor
 /// going away.
 async fn read_requests(
@@ -113,28 +164,49 @@ async fn read_requests(
             frame = frames.next_frame() => frame,
         };
         let incoming = match frame {
-            Ok(Some(line)) => Incoming::Request(Box::new(Request::decode(&line))),
+            Ok(Some(Frame { line, reservation })) => {
+                let request = Request::decode(&line);
+                // The line is decoded: its bytes are freed before the request waits its turn.
+                drop(line);
+                Incoming::Request(Box::new(request), reservation)
+            }
             Ok(None) => return,
             Err(FrameError::TooLarge { limit }) => Incoming::TooLarge(limit),
+            Err(FrameError::Stalled { after }) => Incoming::Stalled(after),
             Err(FrameError::Io(e)) => {
                 tracing::debug!("connection ended: {e}");
                 return;
             }
         };
-        let last = matches!(incoming, Incoming::TooLarge(_));
+        let last = matches!(incoming, Incoming::TooLarge(_) | Incoming::Stalled(_));
         if decoded.send(incoming).await.is_err() || last {
             return;
         }
     }
 }
 
-async fn send(writer: &mut BufWriter<Side>, mut line: Vec<u8>, flush: bool) -> io::Result<()> {
+/// Writes one reply line. A client that does not read its replies for `timeout` is cut off,
+/// so it cannot hold the connection (and what the reply holds) forever.
+async fn send(
+    writer: &mut BufWriter<Side>,
+    mut line: Vec<u8>,
+    flush: bool,
+    timeout: Duration,
+) -> io::Result<()> {
     line.push(b'\n');
-    writer.write_all(&line).await?;
-    if flush {
-        writer.flush().await?;
-    }
-    Ok(())
+    let write = async {
+        writer.write_all(&line).await?;
+        if flush {
+            writer.flush().await?;
+        }
+        Ok(())
+    };
+    tokio::time::timeout(timeout, write).await.map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client did not read its reply within --idle-timeout",
+        )
+    })?
 }
 
 /// A shared stream used as a reader or a writer (`&Stream` does both without splitting).

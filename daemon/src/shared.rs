@@ -1,6 +1,7 @@
 //! What every connection shares: the lifecycle (the store, its data directory and state), the
 //! shutdown signal and the counters `status` reports.
 
+use crate::budget::DecodeBudget;
 use crate::lifecycle::Lifecycle;
 use crate::shutdown::Shutdown;
 use crate::storage::Store;
@@ -11,6 +12,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// What bounds the connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// The largest request line accepted.
+    pub max_frame: usize,
+    /// How long a line may take once begun, and a reply to be read.
+    pub idle_timeout: std::time::Duration,
+    /// The most connections served at once; more are refused with `busy`.
+    pub max_connections: usize,
+}
+
 /// State shared by the server and its sessions.
 pub struct Shared {
     /// The store, its data directory, the leases and the lifecycle state.
@@ -19,8 +31,10 @@ pub struct Shared {
     pub shutdown: Shutdown,
     /// The socket the daemon listens on.
     pub socket: PathBuf,
-    /// The largest request line accepted.
-    pub max_frame: usize,
+    /// The bounds of every connection.
+    pub limits: ConnectionLimits,
+    /// The bytes of long request lines in memory at once.
+    pub budget: Arc<DecodeBudget>,
     started: Instant,
     connections: AtomicU64,
     /// Connections kept open until the very end of shutdown: a `shutdown` requester learns
@@ -35,13 +49,14 @@ impl Shared {
         shutdown: Shutdown,
         data_dir: PathBuf,
         socket: PathBuf,
-        max_frame: usize,
+        limits: ConnectionLimits,
     ) -> Shared {
         Shared {
             lifecycle: Lifecycle::new(store, data_dir),
             shutdown,
             socket,
-            max_frame,
+            budget: Arc::new(DecodeBudget::for_frame(limits.max_frame)),
+            limits,
             started: Instant::now(),
             connections: AtomicU64::new(0),
             held: Mutex::new(Vec::new()),

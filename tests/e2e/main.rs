@@ -5,6 +5,7 @@
 #![cfg(unix)]
 
 mod ann;
+mod bounds;
 mod check;
 mod cli;
 mod cli_data;
@@ -14,6 +15,7 @@ mod labels;
 mod lifecycle;
 mod load;
 mod locking;
+mod memory;
 mod numbers;
 mod packaging;
 mod permissions;

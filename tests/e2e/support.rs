@@ -274,6 +274,20 @@ impl Daemon {
             .count()
     }
 
+    /// What each of the daemon's file descriptors refers to (from `/proc`), for messages.
+    pub fn fd_targets(&self) -> Vec<String> {
+        let mut targets: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("read the daemon's /proc fd table")
+            .flatten()
+            .map(|entry| {
+                std::fs::read_link(entry.path())
+                    .map_or_else(|e| e.to_string(), |t| t.display().to_string())
+            })
+            .collect();
+        targets.sort();
+        targets
+    }
+
     /// Number of threads of the daemon (from `/proc`).
     pub fn threads(&self) -> usize {
         self.proc_status("Threads")

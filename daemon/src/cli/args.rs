@@ -501,6 +501,21 @@ pub struct ServeArgs {
     /// built in the background; smaller ones are scanned exactly. 0 = never.
     #[arg(long, value_name = "N", default_value_t = crate::config::DEFAULT_ANN_THRESHOLD)]
     pub ann_threshold: u64,
+    /// The most client connections served at once; more are refused with `busy`
+    /// [default: what the open-file limit leaves after storage's share, at most 1024].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// How long a request line may take to arrive once it has begun, and a reply to be read;
+    /// a connection that stalls longer is closed. Between requests a connection may stay
+    /// quiet as long as it likes.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub idle_timeout: Duration,
+    /// Threads that run reads (searches, gets, counts) [default: four per core, 4–64].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub read_threads: Option<u32>,
+    /// Reads that may wait for a read thread; beyond them a read is refused with `busy`.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub read_queue: usize,
 }
 
 #[cfg(test)]

@@ -27,6 +27,12 @@ pub fn serve(socket: Option<std::path::PathBuf>, args: args::ServeArgs) -> ExitC
     config.max_frame = args.max_frame;
     config.drain_timeout = args.drain_timeout;
     config.ann_threshold = args.ann_threshold;
+    config.max_connections = args.max_connections.map(|n| n as usize);
+    config.idle_timeout = args.idle_timeout;
+    if let Some(threads) = args.read_threads {
+        config.read_threads = threads as usize;
+    }
+    config.read_queue = args.read_queue;
     run_daemon(config)
 }
 

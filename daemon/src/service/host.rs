@@ -56,13 +56,11 @@ pub(super) fn run(socket: Option<PathBuf>, args: RunArgs) -> ExitCode {
         eprintln!("ctxd: cannot open the log {}: {e}", log_file.display());
         return ExitCode::from(exit::FAILED);
     }
-    let config = ServeConfig {
-        data_dir: args.data.unwrap_or_else(default_data_dir),
-        socket: socket.unwrap_or_else(|| PathBuf::from(SERVICE_PIPE)),
-        max_frame: ctxd_proto::DEFAULT_MAX_FRAME,
-        drain_timeout: args.drain_timeout,
-        ann_threshold: crate::config::DEFAULT_ANN_THRESHOLD,
-    };
+    let mut config = ServeConfig::resolve(
+        Some(args.data.unwrap_or_else(default_data_dir)),
+        Some(socket.unwrap_or_else(|| PathBuf::from(SERVICE_PIPE))),
+    );
+    config.drain_timeout = args.drain_timeout;
     let _ = CONFIG.set(config);
     if let Err(e) = service_dispatcher::start(SERVICE_NAME, ffi_service_main) {
         // Error 1063 when started from a console rather than by the SCM.

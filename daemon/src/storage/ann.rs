@@ -258,7 +258,10 @@ impl AnnEnv {
         }
         std::fs::create_dir_all(&path).map_err(io("cannot create", &path))?;
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
-        options.map_size(vectors::MAP_SIZE).max_dbs(4);
+        options
+            .map_size(vectors::MAP_SIZE)
+            .max_dbs(4)
+            .max_readers(vectors::MAX_READERS);
         // SAFETY (heed's `flags` and `open` contracts): NO_SYNC only drops the fsync of each
         // commit; the module documentation explains why an unsynced index is never trusted
         // after an unclean stop. The environment is opened once per process (the storage

@@ -76,6 +76,10 @@ pub enum StorageError {
     /// Storage is closed (released or shutting down).
     #[error("storage is closed")]
     Closed,
+    /// The daemon takes no more of this kind of work now (the read pool and its queue are
+    /// full); the message says how to go on.
+    #[error("{0}")]
+    Busy(String),
     /// The disk holding the data directory is full, or the user's quota is reached; what failed
     /// is in the message. Nothing of the request was written.
     #[error(

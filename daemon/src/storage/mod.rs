@@ -3,7 +3,8 @@
 //! One dedicated thread owns the SQLite connection ([`text`]), the LMDB environment
 //! ([`vectors`]) and reads `ctxd.json` ([`manifest`]). Everyone else holds a [`Store`], a cheap
 //! handle. Writes are commands to that thread, committed in groups ([`writer`]); reads borrow
-//! read-only handles through a gate ([`reader`]) and run concurrently on tokio's blocking pool.
+//! read-only handles through a gate ([`reader`]) and run concurrently on a fixed pool of read
+//! threads with a bounded queue ([`read_pool`]).
 //! "Close every file" is one command: the thread shuts the read gate, waits for reads in
 //! progress, and closes SQLite and LMDB; commands are processed in arrival order, so no write
 //! is half done when it closes.
@@ -31,6 +32,7 @@ pub mod layout;
 pub mod manifest;
 mod owner;
 mod read;
+pub mod read_pool;
 mod reader;
 mod replay;
 mod search;
@@ -47,11 +49,25 @@ pub use error::StorageError;
 pub use store::Store;
 
 /// How the store is run.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
     /// Collections with at least this many vectors get an arroy index (the ANN tier); 0 =
     /// never (every collection is searched by its in-memory scan).
     pub ann_threshold: u64,
+    /// Threads that run reads ([`read_pool`]).
+    pub read_threads: usize,
+    /// Reads that may wait for a thread before more are refused with `busy`.
+    pub read_queue: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            ann_threshold: 0,
+            read_threads: read_pool::default_threads(),
+            read_queue: read_pool::DEFAULT_QUEUE,
+        }
+    }
 }
 
 /// Counts `status` reports.

@@ -102,6 +102,7 @@ impl Storage {
             text.path().to_owned(),
             ann_side,
         ));
+        side.open_pool(options.read_threads)?;
         let ann = match ann_env {
             Some(env) => Some(ann_lifecycle::start_ann(&side, env)?),
             None => None,

@@ -19,9 +19,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
-/// Idle read-only connections kept for reuse; more are opened under load and closed after.
-const POOL_SIZE: usize = 8;
-
 /// A collection's in-memory vectors, shared by searches (read lock) and the writer.
 pub type SharedVectorSet = Arc<RwLock<VectorSet>>;
 
@@ -115,22 +112,80 @@ impl ReadSide {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Opens the pool's `n` read-only connections (one per read thread), so the daemon's
+    /// handles are the same before, during and after a burst of reads.
+    ///
+    /// A fixed set rather than one opened per read and closed after: in WAL mode every SQLite
+    /// connection holds a shared lock on the database for as long as it is open, and SQLite
+    /// cannot close a descriptor while the process holds a lock on the file (POSIX locks
+    /// belong to the process), so a connection closed after a burst would leave its
+    /// descriptor open until the store closes.
+    pub fn open_pool(&self, n: usize) -> Result<(), StorageError> {
+        let mut opened = Vec::with_capacity(n);
+        for _ in 0..n {
+            opened.push(text::open_reader(&self.text_path)?);
+        }
+        lock(&self.pool).extend(opened);
+        Ok(())
+    }
+
+    /// A read-only connection from the pool, given back when dropped. With the pool empty
+    /// (more concurrent borrowers than read threads: not in normal operation) one is opened for
+    /// the occasion.
+    pub fn conn(&self) -> Result<Pooled<'_>, StorageError> {
+        match self.try_conn() {
+            Some(conn) => Ok(conn),
+            None => Ok(Pooled {
+                side: self,
+                conn: Some(text::open_reader(&self.text_path)?),
+                pooled: false,
+            }),
+        }
+    }
+
+    /// A connection from the pool if one is idle now (for work that can also run without it).
+    pub fn try_conn(&self) -> Option<Pooled<'_>> {
+        let conn = lock(&self.pool).pop()?;
+        Some(Pooled {
+            side: self,
+            conn: Some(conn),
+            pooled: true,
+        })
+    }
+
     /// Runs `f` with a read-only SQLite connection from the pool.
     pub fn with_conn<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let pooled = lock(&self.pool).pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => text::open_reader(&self.text_path)?,
-        };
-        let result = f(&conn);
-        let mut pool = lock(&self.pool);
-        if pool.len() < POOL_SIZE {
-            pool.push(conn);
+        let conn = self.conn()?;
+        f(&conn)
+    }
+}
+
+/// A connection borrowed from the [`ReadSide`]'s pool.
+pub struct Pooled<'a> {
+    side: &'a ReadSide,
+    conn: Option<Connection>,
+    /// Whether it came from the pool (else it is closed when dropped).
+    pooled: bool,
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && self.pooled
+        {
+            lock(&self.side.pool).push(conn);
         }
-        result
     }
 }
 

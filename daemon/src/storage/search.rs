@@ -223,11 +223,18 @@ fn lexical_list(
     // A costly query scores its matches in two key ranges on two threads. bm25's statistics
     // (document count, average length, term frequencies) are the whole index's, so the two
     // halves' scores compare directly and the merged top `depth` is exact.
-    let (low, high) = side.with_conn(|conn| documents::key_range(conn, collection.id))?;
+    let conn = side.conn()?;
+    let (low, high) = documents::key_range(&conn, collection.id)?;
     let middle = low + (high - low) / 2;
+    // The second half gets a thread of its own only with a connection idle right now: under
+    // concurrent load every read thread has its own, and the cores are busy anyway.
+    let Some(second_conn) = side.try_conn() else {
+        return run((low, high), &conn);
+    };
+    let run = &run;
     let (first, second) = std::thread::scope(|scope| {
-        let upper = scope.spawn(|| side.with_conn(|conn| run((middle + 1, high), conn)));
-        let lower = side.with_conn(|conn| run((low, middle), conn));
+        let upper = scope.spawn(move || run((middle + 1, high), &second_conn));
+        let lower = run((low, middle), &conn);
         let upper = upper
             .join()
             .unwrap_or_else(|_| Err(StorageError::Corrupt("a search thread panicked".to_owned())));

@@ -3,6 +3,7 @@
 //! run on tokio's blocking pool.
 
 use super::owner::{self, Command, Reply};
+use super::read_pool::ReadPool;
 use super::reader::{ReadGate, ReadLease};
 use super::writer::{WriteOp, Written};
 use super::{Stats, StorageError, StoreOptions, read, search, snapshot};
@@ -24,6 +25,8 @@ pub struct Store {
     gate: Arc<ReadGate>,
     /// Turns for snapshots to copy ([`snapshot::MAX_CONCURRENT`]).
     snapshots: Arc<Semaphore>,
+    /// The threads reads run on.
+    reads: ReadPool,
 }
 
 /// A hold on the redo journal ([`Store::hold_journal`]); dropping it ends the hold, also when
@@ -42,6 +45,7 @@ impl Drop for JournalHold {
 impl Store {
     /// Opens the data directory `data_dir` (canonical, existing) on a new storage thread.
     pub async fn open(data_dir: PathBuf, options: StoreOptions) -> Result<Store, StorageError> {
+        let reads = ReadPool::start(options.read_threads, options.read_queue)?;
         let (commands, inbox) = mpsc::unbounded_channel();
         let (opened_tx, opened_rx) = oneshot::channel();
         let gate = Arc::new(ReadGate::default());
@@ -64,6 +68,7 @@ impl Store {
             commands,
             gate,
             snapshots: Arc::new(Semaphore::new(snapshot::MAX_CONCURRENT)),
+            reads,
         })
     }
 
@@ -207,15 +212,14 @@ impl Store {
         self.ask(|reply| Command::Reopen(true, reply)).await
     }
 
-    /// Runs a read on the blocking pool with a lent read side.
+    /// Runs a read on the read pool with a lent read side (`busy` when the pool and its queue
+    /// are full).
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&ReadLease) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
         let lease = self.gate.enter()?;
-        tokio::task::spawn_blocking(move || f(&lease))
-            .await
-            .map_err(|e| StorageError::Corrupt(format!("a read panicked: {e}")))?
+        self.reads.run(move || f(&lease)).await
     }
 
     async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, StorageError> {

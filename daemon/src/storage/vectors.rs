@@ -41,6 +41,12 @@ pub(crate) const MAP_SIZE: usize = 1 << 30;
 /// Named databases inside the environment: `vectors`, `meta`, and room for the ANN indexes.
 const MAX_DBS: u32 = 16;
 
+/// Slots in LMDB's reader table (its default is 126): every read transaction open at once takes
+/// one. Reads run on at most `read_pool::MAX_THREADS` threads, each with one transaction at a
+/// time; snapshots, the ANN builder and the storage thread take a few more. A slot is 64 bytes
+/// of `lock.mdb`.
+pub(crate) const MAX_READERS: u32 = 2 * super::read_pool::MAX_THREADS as u32 + 64;
+
 /// How long closing waits for the environment to be released by every holder.
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -115,7 +121,10 @@ impl VectorStore {
         let path = data_dir.join(DIR_NAME);
         std::fs::create_dir_all(&path).map_err(StorageError::io("cannot create", &path))?;
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
-        options.map_size(MAP_SIZE).max_dbs(MAX_DBS);
+        options
+            .map_size(MAP_SIZE)
+            .max_dbs(MAX_DBS)
+            .max_readers(MAX_READERS);
         // SAFETY (heed's `open` contract): the environment is opened once per process — only
         // the storage thread opens it, and the data directory lock keeps every other ctxd out;
         // no unsafe flags (NO_LOCK, NO_SYNC) are set; the path is a local directory we own.

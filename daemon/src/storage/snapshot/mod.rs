@@ -168,7 +168,11 @@ fn copy_stores(
 fn finish(tmp: &Path, dest: &Path, generation: u64) -> Result<Vec<SnapshotFile>, StorageError> {
     // Without the ANN tier: a snapshot leaves the derived ANN index out (the daemon that serves
     // it rebuilds it), and proving the copy opens needs no index.
-    let opened = Storage::open(tmp, super::StoreOptions::default())?;
+    let options = super::StoreOptions {
+        read_threads: 0,
+        ..super::StoreOptions::default()
+    };
+    let opened = Storage::open(tmp, options)?;
     let held = opened.side.generation();
     let problems = check::cross_store(opened.text.conn(), &opened.vectors);
     opened.close(&ReadGate::default())?;
