@@ -49,6 +49,16 @@ pub enum DaemonError {
     Signals(#[source] std::io::Error),
 }
 
+impl DaemonError {
+    /// The exit status this failure gives `ctxd serve` ([`crate::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Storage(StorageError::CloseDiskFull(_)) => crate::exit::DISK_FULL,
+            _ => crate::exit::FAILED,
+        }
+    }
+}
+
 /// Runs the daemon until it is told to stop, then stops in order.
 pub async fn run(config: ServeConfig) -> Result<(), DaemonError> {
     run_hosted(config, Shutdown::new(), |_| {}).await

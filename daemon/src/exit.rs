@@ -9,3 +9,7 @@ pub const FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 /// The daemon is not reachable.
 pub const UNREACHABLE: u8 = 3;
+/// `ctxd serve` stopped, every file closed, but the disk was full when it closed the stores:
+/// SQLite's write-ahead log could not be checkpointed and is applied at the next start. Nothing
+/// acknowledged is lost; free space before (or after) starting again.
+pub const DISK_FULL: u8 = 4;

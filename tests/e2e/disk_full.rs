@@ -46,15 +46,37 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Upserts documents of about 8 KiB one request at a time until one is refused; returns the
-/// ids acknowledged and the refusal.
+/// Upserts documents of about 8 KiB of text into `c` one request at a time until one is
+/// refused; records the ids acknowledged and returns the refusal.
 fn fill(raw: &mut Raw, prefix: &str, acked: &mut BTreeSet<String>) -> Value {
     let text = "otters hold hands while they sleep ".repeat(230);
+    fill_with(raw, prefix, acked, |id, n| {
+        format!(
+            r#"{{"op":"upsert","collection":"c","documents":[{{"id":"{id}","text":"{text}","vector":[{n},1,0.5,0.25]}}]}}"#
+        )
+    })
+}
+
+/// Upserts documents with a 1024-dimensional vector and no text into `v` until one is refused:
+/// here the vector store grows as fast as the text store.
+fn fill_vectors(raw: &mut Raw, prefix: &str, acked: &mut BTreeSet<String>) -> Value {
+    let vector = vec!["0.125"; 1023].join(",");
+    fill_with(raw, prefix, acked, |id, n| {
+        format!(
+            r#"{{"op":"upsert","collection":"v","documents":[{{"id":"{id}","vector":[{n},{vector}]}}]}}"#
+        )
+    })
+}
+
+fn fill_with(
+    raw: &mut Raw,
+    prefix: &str,
+    acked: &mut BTreeSet<String>,
+    request: impl Fn(&str, usize) -> String,
+) -> Value {
     for n in 0.. {
         let id = format!("{prefix}{n}");
-        let reply = raw.call(&format!(
-            r#"{{"op":"upsert","collection":"c","documents":[{{"id":"{id}","text":"{text}","vector":[{n},1,0.5,0.25]}}]}}"#
-        ));
+        let reply = raw.call(&request(&id, n));
         if reply["ok"] == true {
             acked.insert(id);
         } else {
@@ -75,8 +97,8 @@ fn assert_disk_full(reply: &Value) {
     assert!(message.contains("acknowledged"), "{message}");
 }
 
-fn count(raw: &mut Raw) -> u64 {
-    let reply = raw.call(r#"{"op":"count","collection":"c"}"#);
+fn count(raw: &mut Raw, collection: &str) -> u64 {
+    let reply = raw.call(&format!(r#"{{"op":"count","collection":"{collection}"}}"#));
     reply["count"].as_u64().unwrap_or_else(|| panic!("{reply}"))
 }
 
@@ -92,11 +114,16 @@ fn a_full_disk_refuses_writes_with_disk_full_keeps_everything_and_recovers() {
     let data = disk.path.join("data");
     let mut daemon = Start::new(&scratch).data(&data).spawn();
     let mut raw = daemon.raw();
-    let created = raw.call(r#"{"op":"create_collection","name":"c","dimension":4}"#);
-    assert_eq!(created["ok"], true, "{created}");
+    for (name, dimension) in [("c", 4), ("v", 1024)] {
+        let created = raw.call(&format!(
+            r#"{{"op":"create_collection","name":"{name}","dimension":{dimension}}}"#
+        ));
+        assert_eq!(created["ok"], true, "{created}");
+    }
 
     let mut acked = BTreeSet::new();
     let refused = fill(&mut raw, "a", &mut acked);
+    eprintln!("{} writes acknowledged, then: {refused}", acked.len());
     assert_disk_full(&refused);
     assert!(acked.len() > 100, "{} writes fit", acked.len());
     // Still full: refused the same way, nothing half written.
@@ -104,7 +131,7 @@ fn a_full_disk_refuses_writes_with_disk_full_keeps_everything_and_recovers() {
         assert_disk_full(&fill(&mut raw, "b", &mut acked));
     }
     // Reads keep working and see exactly what was acknowledged.
-    assert_eq!(count(&mut raw), acked.len() as u64);
+    assert_eq!(count(&mut raw, "c"), acked.len() as u64);
     let search = raw
         .call(r#"{"op":"search","collection":"c","text":"otters","vector":[1,1,0.5,0.25],"k":3}"#);
     assert_eq!(search["ok"], true, "{search}");
@@ -117,11 +144,17 @@ fn a_full_disk_refuses_writes_with_disk_full_keeps_everything_and_recovers() {
     assert_eq!(again["ok"], true, "{again}");
     acked.insert("after".to_owned());
 
-    // Full again, then stopped on the full disk.
-    assert_disk_full(&fill(&mut raw, "c", &mut acked));
+    // Full again, this time with vectors; then stopped on the full disk.
+    let mut vectors = BTreeSet::new();
+    let refused = fill_vectors(&mut raw, "v", &mut vectors);
+    eprintln!("{} vectors acknowledged, then: {refused}", vectors.len());
+    assert_disk_full(&refused);
+    assert!(vectors.len() > 10, "{} vectors fit", vectors.len());
+    assert_eq!(count(&mut raw, "v"), vectors.len() as u64);
     let out = ctxd(&["--socket", daemon.socket.to_str().expect("utf-8"), "stop"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let (status, log) = daemon.wait_exit(EXIT_TIMEOUT);
+    eprintln!("stopped on the full disk with {status}");
     match status.code() {
         Some(0) => {}
         Some(4) => assert!(
@@ -135,17 +168,22 @@ fn a_full_disk_refuses_writes_with_disk_full_keeps_everything_and_recovers() {
     // Every acknowledged write is there after a restart.
     let daemon = Start::new(&scratch).data(&data).spawn();
     let mut raw = daemon.raw();
-    assert_eq!(count(&mut raw), acked.len() as u64);
+    assert_eq!(count(&mut raw, "c"), acked.len() as u64);
+    assert_eq!(count(&mut raw, "v"), vectors.len() as u64);
     let check = raw.call(r#"{"op":"check"}"#);
     assert_eq!(check["passed"], true, "{check}");
-    let ids: Vec<&String> = acked.iter().collect();
-    for chunk in ids.chunks(1000) {
-        let list = serde_json::to_string(chunk).expect("json");
+    for (collection, ids) in [("c", &acked), ("v", &vectors)] {
+        let ids: Vec<&String> = ids.iter().collect();
+        let list = serde_json::to_string(&ids).expect("json");
         let got = raw.call(&format!(
-            r#"{{"op":"get","collection":"c","ids":{list},"limit":10000,"include":["vector"]}}"#
+            r#"{{"op":"get","collection":"{collection}","ids":{list},"limit":10000,"include":["vector"]}}"#
         ));
         let documents = got["documents"].as_array().expect("documents");
-        assert_eq!(documents.len(), chunk.len(), "acknowledged writes lost");
+        assert_eq!(
+            documents.len(),
+            ids.len(),
+            "{collection}: acknowledged writes lost"
+        );
         assert!(documents.iter().all(|d| d["vector"].is_array()));
     }
 }

@@ -11,6 +11,7 @@ mod cli;
 mod cli_data;
 mod crash;
 mod data;
+mod disk_full;
 mod labels;
 mod lifecycle;
 mod load;

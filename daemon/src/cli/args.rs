@@ -17,6 +17,9 @@ Exit status:
   1  the operation failed (the error is printed once)
   2  usage error
   3  the daemon is not reachable (start it with `ctxd serve`)
+  4  ctxd serve stopped with every file closed, but the disk was full as it closed the
+     stores: SQLite's write-ahead log is kept and applied at the next start (nothing
+     acknowledged is lost)
 
 Environment:
   CTXD_SOCKET        the daemon's socket, for the daemon and every client

@@ -52,7 +52,7 @@ fn run_daemon(config: ServeConfig) -> ExitCode {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
             tracing::error!("{}", error_chain(&e));
-            ExitCode::from(exit::FAILED)
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -167,8 +167,12 @@ fn host(config: ServeConfig) -> Result<(), String> {
         .await
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
-    let failed = result.is_err();
-    reporter.stopped(failed);
+    reporter.stopped(
+        result
+            .as_ref()
+            .err()
+            .map(crate::daemon::DaemonError::exit_code),
+    );
     result.map_err(|e| e.to_string())
 }
 
@@ -252,12 +256,13 @@ impl Reporter {
         self.send(state, wait_hint, ServiceExitCode::Win32(0));
     }
 
-    fn stopped(&self, failed: bool) {
+    /// `STOPPED`, with the daemon's exit status as the service-specific code when it failed
+    /// (`crate::exit`: 1, or 4 for a full disk at close).
+    fn stopped(&self, failure: Option<u8>) {
         self.stopping.store(true, Ordering::SeqCst);
-        let code = if failed {
-            ServiceExitCode::ServiceSpecific(1)
-        } else {
-            ServiceExitCode::Win32(0)
+        let code = match failure {
+            Some(status) => ServiceExitCode::ServiceSpecific(u32::from(status)),
+            None => ServiceExitCode::Win32(0),
         };
         self.send(ServiceState::Stopped, Duration::ZERO, code);
     }

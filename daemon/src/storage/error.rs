@@ -88,9 +88,62 @@ pub enum StorageError {
          succeed again once space is freed"
     )]
     DiskFull(String),
+    /// Closing found the disk full: SQLite could not checkpoint its write-ahead log into the
+    /// database file. Every file is closed anyway, and the log is applied at the next open.
+    #[error(
+        "no space left on the device that holds the data directory, so the text store could \
+         not be checkpointed as it was closed ({0}); its write-ahead log (text.sqlite3-wal) is \
+         kept and applied when the store is next opened: nothing acknowledged is lost"
+    )]
+    CloseDiskFull(String),
+    /// A write group failed before anything of it was committed (for a reason other than a
+    /// full disk): nothing of it was written.
+    #[error("the write was not made: {0}")]
+    NotWritten(String),
+    /// The text store committed the write but the vector store could not take its vectors
+    /// (after a disk filled up between the two commits, where the disk cannot be reserved
+    /// ahead): the vectors are journaled and are applied before the next write, or at the
+    /// next start.
+    #[error(
+        "the write is committed to the text store, but the vector store could not take its \
+         vectors ({cause}); they are journaled and are applied before the next write is made \
+         (or when ctxd next starts), and searches may miss them until then; sending the \
+         request again is safe"
+    )]
+    VectorsBehind {
+        /// What the vector store said.
+        cause: String,
+        /// Whether it was a full disk.
+        disk_full: bool,
+    },
 }
 
 impl StorageError {
+    /// Whether the disk (or the user's quota) is full: SQLite's `SQLITE_FULL`, or an I/O error
+    /// saying so from LMDB or the file system.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StorageError::DiskFull(_) => true,
+            StorageError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            StorageError::Lmdb(heed::Error::Io(e)) | StorageError::Io { source: e, .. } => {
+                is_disk_full_io(e)
+            }
+            _ => false,
+        }
+    }
+
+    /// This error as [`StorageError::DiskFull`] when it is one (for failures where nothing was
+    /// written), else as it is.
+    pub fn classified(self) -> StorageError {
+        if self.is_disk_full() && !matches!(self, StorageError::DiskFull(_)) {
+            StorageError::DiskFull(self.to_string())
+        } else {
+            self
+        }
+    }
+
     pub(crate) fn io(
         context: &'static str,
         path: impl Into<PathBuf>,
@@ -102,4 +155,12 @@ impl StorageError {
             source,
         }
     }
+}
+
+/// Whether an I/O error says the disk or the quota is full.
+pub(crate) fn is_disk_full_io(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }

@@ -27,6 +27,7 @@ mod documents;
 mod error;
 pub mod filter_sql;
 mod fts;
+mod headroom;
 mod journal_codec;
 pub mod layout;
 pub mod manifest;

@@ -8,11 +8,12 @@
 use super::ann_lifecycle::{self, AnnRuntime};
 use super::ann_state::AnnSide;
 use super::catalog::Catalog;
+use super::headroom::Headroom;
 use super::reader::{ReadGate, ReadSide, SharedVectorSet};
 use super::text::TextStore;
 use super::vector_set::VectorSet;
 use super::vectors::{self, VectorStore};
-use super::writer::{self, WriteOp, Written};
+use super::writer::{self, GroupFailure, WriteOp, Written};
 use super::{StorageError, StoreOptions, check, layout, manifest, replay};
 use ctxd_proto::CheckResult;
 use std::collections::{BTreeMap, HashMap};
@@ -47,9 +48,11 @@ pub(super) struct Storage {
     /// The ANN environment and its builder, while some collection is in the tier.
     ann: Option<AnnRuntime>,
     data_dir: PathBuf,
-    /// Set when a group committed in SQLite but not in LMDB: writes stop until a restart
-    /// replays the journal.
-    broken: Option<String>,
+    /// Set when a group committed in SQLite but not in LMDB: the next write first replays the
+    /// journal into LMDB (`writer::catch_up`).
+    vectors_behind: bool,
+    /// Disk space reserved beyond the end of LMDB's file (`headroom`).
+    headroom: Headroom,
     /// Holds on the journal by id, each at the generation it was taken: rows newer than the
     /// oldest are kept (the snapshots in progress replay them).
     holds: BTreeMap<u64, u64>,
@@ -123,7 +126,8 @@ impl Storage {
             side,
             ann,
             data_dir: data_dir.to_owned(),
-            broken: None,
+            vectors_behind: false,
+            headroom: Headroom::new(data_dir.join(vectors::DATA_FILE)),
             holds: BTreeMap::new(),
             next_hold: 0,
         })
@@ -153,7 +157,13 @@ impl Storage {
         // The last reference: dropping it closes the pooled read connections and the LMDB
         // reader handles, which must be gone before the checkpoint and the env closes.
         drop(side);
-        let text = text.close();
+        let text = text.close().map_err(|e| {
+            if e.is_disk_full() {
+                StorageError::CloseDiskFull(e.to_string())
+            } else {
+                e
+            }
+        });
         let ann_closed = match ann {
             Some(env) => match Arc::try_unwrap(env) {
                 Ok(env) => env.close().map_err(StorageError::from),
@@ -174,14 +184,30 @@ impl Storage {
         text.and(ann_closed).and(vectors)
     }
 
+    /// Commits one group and answers each of its requests.
+    ///
+    /// First the stores must agree: after a group whose LMDB commit failed, the journal is
+    /// replayed into LMDB before anything new is written (and while that fails, each new group
+    /// is refused, with nothing written). Then the disk space the group may need in LMDB is
+    /// reserved, so that a full disk stops the group before SQLite commits it.
     fn write_group(&mut self, group: Vec<(WriteOp, Reply<Written>)>) {
-        if let Some(problem) = &self.broken {
-            for (_, reply) in group {
-                let _ = reply.send(Err(StorageError::Corrupt(problem.clone())));
-            }
-            return;
-        }
         let (ops, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        let refuse = |replies: Vec<Reply<Written>>, error: &StorageError| {
+            for reply in replies {
+                let _ = reply.send(Err(refusal(error)));
+            }
+        };
+        if self.vectors_behind {
+            if let Err(e) = writer::catch_up(&self.text, &self.vectors, &self.side) {
+                tracing::warn!("the vector store still cannot catch up: {e}");
+                return refuse(replies, &e);
+            }
+            self.vectors_behind = false;
+        }
+        if let Err(e) = self.headroom.reserve(writer::vector_growth_bound(&ops)) {
+            tracing::warn!("a write group was refused: {e}");
+            return refuse(replies, &e);
+        }
         match writer::commit_group(
             &self.text,
             &self.vectors,
@@ -195,20 +221,38 @@ impl Storage {
                 }
                 ann_lifecycle::ensure(&mut self.ann, &self.side, &self.data_dir);
             }
-            Err(e) => {
-                tracing::error!("write failed: {e}");
-                if matches!(e, StorageError::Lmdb(_)) {
-                    self.broken = Some(format!(
-                        "the vector store failed after the text store committed ({e}); the \
-                         writes are journaled and will be applied when ctxd restarts"
-                    ));
-                }
-                let message = e.to_string();
+            Err(GroupFailure::NotWritten(e)) => {
+                tracing::error!("write failed, nothing of it was written: {e}");
+                refuse(replies, &e);
+            }
+            Err(GroupFailure::VectorsBehind(e)) => {
+                tracing::error!(
+                    "the vector store failed after the text store committed ({e}); the writes \
+                     are journaled and are applied before the next write"
+                );
+                self.vectors_behind = true;
+                let disk_full = e.is_disk_full();
                 for reply in replies {
-                    let _ = reply.send(Err(StorageError::Corrupt(message.clone())));
+                    let _ = reply.send(Err(StorageError::VectorsBehind {
+                        cause: e.to_string(),
+                        disk_full,
+                    }));
                 }
             }
         }
+    }
+}
+
+/// The error each request of a refused group gets: a full disk as `disk_full`, anything else
+/// as a failure that wrote nothing (both say why).
+fn refusal(error: &StorageError) -> StorageError {
+    if error.is_disk_full() {
+        match error {
+            StorageError::DiskFull(what) => StorageError::DiskFull(what.clone()),
+            other => StorageError::DiskFull(other.to_string()),
+        }
+    } else {
+        StorageError::NotWritten(error.to_string())
     }
 }
 
@@ -361,5 +405,81 @@ pub(super) fn run(
         if let Err(e) = storage.close(gate) {
             tracing::error!("closing storage failed: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ctxd_proto::{CreateCollection, Document, Upsert};
+
+    fn upsert(id: &str, x: f32) -> WriteOp {
+        WriteOp::Upsert(Upsert {
+            collection: "c".into(),
+            documents: vec![Document {
+                id: id.into(),
+                text: Some("text".into()),
+                vector: Some(vec![x, 1.0]),
+                metadata: None,
+            }],
+        })
+    }
+
+    /// Writes one request as its own group; returns its result.
+    fn write(storage: &mut Storage, op: WriteOp) -> Result<Written, StorageError> {
+        let (reply, answer) = oneshot::channel();
+        storage.write_group(vec![(op, reply)]);
+        answer.blocking_recv().expect("answered")
+    }
+
+    /// A group whose LMDB commit fails after SQLite committed it is journaled; the next write
+    /// replays it into LMDB and memory first, so both stores agree again and nothing is lost.
+    #[test]
+    fn a_failed_vector_commit_is_caught_up_before_the_next_write() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = StoreOptions {
+            read_threads: 1,
+            ..StoreOptions::default()
+        };
+        let mut storage = Storage::open(dir.path(), options).expect("open");
+        let create = WriteOp::CreateCollection(CreateCollection {
+            name: "c".into(),
+            dimension: 2,
+            distance: None,
+            tokenizer: None,
+            if_not_exists: false,
+        });
+        write(&mut storage, create).expect("create");
+        write(&mut storage, upsert("a", 1.0)).expect("a");
+
+        storage.vectors.fail_next_commit.set(true);
+        let behind = write(&mut storage, upsert("b", 2.0)).expect_err("the vector commit fails");
+        assert!(
+            matches!(
+                behind,
+                StorageError::VectorsBehind {
+                    disk_full: true,
+                    ..
+                }
+            ),
+            "{behind}"
+        );
+        assert_eq!(storage.side.generation(), 2, "memory is where LMDB is");
+
+        write(&mut storage, upsert("c", 3.0)).expect("the next write catches up first");
+        assert_eq!(storage.side.generation(), 4);
+        assert_eq!(storage.vectors.generation().expect("generation"), 4);
+        let set = storage
+            .side
+            .set(storage.side.catalog().require("c").expect("c").id);
+        assert_eq!(
+            set.expect("a set").read().expect("lock").len(),
+            3,
+            "a, b and c"
+        );
+        assert_eq!(storage.side.catalog().require("c").expect("c").count, 3);
+        let report = check::run(storage.text.conn(), &storage.vectors).expect("check");
+        assert!(report.passed, "{report:?}");
+        storage.close(&ReadGate::default()).expect("close");
     }
 }

@@ -106,6 +106,9 @@ pub struct VectorStore {
     env: Env<WithoutTls>,
     vectors: Database<'static, Bytes, Bytes>,
     meta: Database<'static, Str, U64<BigEndian>>,
+    /// Tests make the next commit fail as on a full disk.
+    #[cfg(test)]
+    pub(super) fail_next_commit: std::cell::Cell<bool>,
 }
 
 /// What readers need from the vector store: cheap to clone, valid until the store closes.
@@ -138,7 +141,13 @@ impl VectorStore {
                 Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((vectors, meta)))
             })?
             .unwrap_commit();
-        Ok(VectorStore { env, vectors, meta })
+        Ok(VectorStore {
+            env,
+            vectors,
+            meta,
+            #[cfg(test)]
+            fail_next_commit: std::cell::Cell::new(false),
+        })
     }
 
     /// A handle for readers.
@@ -181,6 +190,10 @@ impl VectorStore {
 
     /// Applies `changes` in order and records `generation`, in one durable transaction.
     pub fn commit(&self, changes: &[VectorChange], generation: u64) -> Result<(), StorageError> {
+        #[cfg(test)]
+        if self.fail_next_commit.take() {
+            return Err(heed::Error::Io(std::io::ErrorKind::StorageFull.into()).into());
+        }
         let mut wtxn = self.env.write_txn()?;
         self.apply(&mut wtxn, changes)?;
         self.meta.put(&mut wtxn, "generation", &generation)?;

@@ -83,15 +83,25 @@ struct Applied {
     wrote: bool,
 }
 
-/// Commits a group of writes; one result per request, in order. `Err` for the whole group
-/// means the stores may disagree until the journal is replayed (the caller stops writing).
+/// Why a whole group failed.
+#[derive(Debug)]
+pub enum GroupFailure {
+    /// Before the SQLite commit: nothing of the group was written.
+    NotWritten(StorageError),
+    /// SQLite committed (the group is durable, its vector changes journaled) but LMDB did not:
+    /// the stores disagree until [`catch_up`] (or a restart) replays the journal, and nothing
+    /// may be written before that.
+    VectorsBehind(StorageError),
+}
+
+/// Commits a group of writes; one result per request, in order.
 pub fn commit_group(
     text: &TextStore,
     vectors: &VectorStore,
     side: &ReadSide,
     oldest_hold: Option<u64>,
     ops: Vec<WriteOp>,
-) -> Result<Vec<Result<Written, StorageError>>, StorageError> {
+) -> Result<Vec<Result<Written, StorageError>>, GroupFailure> {
     let started = std::time::Instant::now();
     let conn = text.conn();
     let start_generation = side.generation();
@@ -101,7 +111,8 @@ pub fn commit_group(
     let mut journal = Vec::new();
     let mut effects = Vec::new();
 
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| GroupFailure::NotWritten(e.into()))?;
     let transaction = (|| -> Result<(), StorageError> {
         // LMDB committed everything up to the current generation (else we would not be
         // writing), so its journal rows are no longer needed — unless a snapshot in progress
@@ -128,7 +139,7 @@ pub fn commit_group(
                 Err(e) => {
                     conn.execute_batch("ROLLBACK TO request; RELEASE request")?;
                     catalog = before;
-                    results.push(Err(e));
+                    results.push(Err(e.classified()));
                 }
             }
         }
@@ -140,14 +151,16 @@ pub fn commit_group(
     })();
     if let Err(e) = transaction.and_then(|()| Ok(conn.execute_batch("COMMIT")?)) {
         let _ = conn.execute_batch("ROLLBACK");
-        return Err(e);
+        return Err(GroupFailure::NotWritten(e));
     }
     if generation == start_generation {
         return Ok(results);
     }
 
     let text_committed = started.elapsed();
-    vectors.commit(&journal, generation)?;
+    vectors
+        .commit(&journal, generation)
+        .map_err(GroupFailure::VectorsBehind)?;
     let vectors_committed = started.elapsed();
 
     *side.catalog.write().unwrap_or_else(|e| e.into_inner()) = catalog;
@@ -163,6 +176,78 @@ pub fn commit_group(
         "write group committed"
     );
     Ok(results)
+}
+
+/// What a group can add to LMDB's file at most, for the disk space reserved before it is
+/// committed (`headroom`): twice every vector it writes with LMDB's per-entry overhead (a
+/// copied leaf or overflow page for each, the old copies freed only after the commit), and a
+/// fixed part for branch pages, the free list and the meta pages.
+pub fn vector_growth_bound(ops: &[WriteOp]) -> u64 {
+    const FIXED: u64 = 256 * 1024;
+    const PER_ENTRY: u64 = 64;
+    let vectors: u64 = ops
+        .iter()
+        .map(|op| match op {
+            WriteOp::Upsert(upsert) => upsert
+                .documents
+                .iter()
+                .filter_map(|d| d.vector.as_ref())
+                .map(|v| 4 * v.len() as u64 + PER_ENTRY)
+                .sum(),
+            _ => 0,
+        })
+        .sum();
+    FIXED + 2 * vectors
+}
+
+/// Brings LMDB up to SQLite's generation after a group's LMDB commit failed, and the in-memory
+/// state with it (catalog, vector sets, the ANN tier's pending changes); does nothing when the
+/// stores agree. Run before any new write: a new group must not begin until both stores are at
+/// one generation again.
+pub fn catch_up(
+    text: &TextStore,
+    vectors: &VectorStore,
+    side: &ReadSide,
+) -> Result<(), StorageError> {
+    let conn = text.conn();
+    let (behind, ahead) = (vectors.generation()?, text::generation(conn)?);
+    if behind >= ahead {
+        return Ok(());
+    }
+    let journal = text::journal_since(conn, behind)?;
+    vectors.commit(&journal, ahead)?;
+    // The committed catalog, and the set changes it implies: a collection created since has no
+    // set yet, a dropped one still has one.
+    let catalog = Catalog::load(conn)?;
+    let mut effects = Vec::new();
+    {
+        let sets = side.sets.read().unwrap_or_else(|e| e.into_inner());
+        for collection in catalog.iter() {
+            if !sets.contains_key(&collection.id) {
+                effects.push(Effect::Set(SetEffect::New(
+                    collection.id,
+                    collection.dimension as usize,
+                    collection.distance,
+                )));
+            }
+        }
+        for id in sets.keys() {
+            if catalog.iter().all(|c| c.id != *id) {
+                effects.push(Effect::Set(SetEffect::Drop(*id)));
+            }
+        }
+    }
+    effects.push(Effect::Changes(0..journal.len()));
+    *side.catalog.write().unwrap_or_else(|e| e.into_inner()) = catalog;
+    apply_effects(side, effects, &journal, ahead);
+    side.generation.store(ahead, Ordering::Release);
+    tracing::info!(
+        from = behind,
+        to = ahead,
+        changes = journal.len(),
+        "the vector store caught up with the text store"
+    );
+    Ok(())
 }
 
 /// Applies one request inside the group's transaction. It takes the request by value: an
