@@ -117,6 +117,21 @@ fn the_user_units_pass_systemd_analyze_verify() {
     verify_units("user", "%h/.cargo/bin/ctxd", true);
 }
 
+/// Each connection is one open file: both services raise `RLIMIT_NOFILE` (a user unit's soft
+/// limit is 1024).
+#[test]
+fn both_services_set_the_open_file_limit() {
+    for unit in ["ctxd.service", "user/ctxd.service"] {
+        let text = std::fs::read_to_string(units_dir().join(unit)).expect("read the unit");
+        let limit = text
+            .lines()
+            .find_map(|line| line.strip_prefix("LimitNOFILE="))
+            .unwrap_or_else(|| panic!("{unit} sets no LimitNOFILE="));
+        let limit: u64 = limit.trim().parse().expect("a number");
+        assert!(limit >= 4096, "{unit}: LimitNOFILE={limit}");
+    }
+}
+
 #[test]
 fn a_broken_unit_is_caught() {
     // The check above must be able to fail: a misspelt key in a copy of the real unit.
