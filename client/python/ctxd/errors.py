@@ -132,7 +132,9 @@ class LeaseNotFound(Error):
 
 
 class Busy(Error):
-    """``busy``: the daemon could not do it now (a write outlived a release's drain time)."""
+    """``busy``: the daemon could not do it now: a write outlived a release's drain time, every
+    read thread and the read queue are taken, or the daemon serves its most connections. The
+    message says which; retrying in a moment is safe."""
 
 
 class ShuttingDown(Error):
@@ -155,6 +157,12 @@ class InternalError(Error):
     """``internal``: a bug in the daemon; the message says what happened."""
 
 
+class DiskFull(Error):
+    """``disk_full``: the disk holding the daemon's data directory is full (or the quota is
+    reached). Nothing of the request was written and every acknowledged write is safe; reads
+    go on, and writes succeed again once space is freed, so retrying later is safe."""
+
+
 #: The one mapping from wire error codes (``proto/src/error.rs``) to exception classes.
 ERRORS_BY_CODE: Dict[str, Type[Error]] = {
     "bad_request": BadRequest,
@@ -173,6 +181,7 @@ ERRORS_BY_CODE: Dict[str, Type[Error]] = {
     "snapshot_failed": SnapshotFailed,
     "storage": StorageError,
     "internal": InternalError,
+    "disk_full": DiskFull,
 }
 
 
