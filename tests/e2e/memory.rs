@@ -56,7 +56,7 @@ fn peak_rise(daemon: &Daemon, send: impl FnOnce()) -> usize {
 }
 
 #[test]
-fn one_large_upsert_costs_at_most_three_times_its_line() {
+fn one_large_upsert_costs_at_most_two_and_a_half_times_its_line() {
     let scratch = Scratch::new();
     let daemon = Daemon::start(&scratch);
     let mut raw = daemon.raw();
@@ -76,8 +76,9 @@ fn one_large_upsert_costs_at_most_three_times_its_line() {
         rise as f64 / MIB as f64,
         rise as f64 / line.len() as f64
     );
+    // Once 3.2× (parsed into a JSON tree, then decoded again); now about 1×.
     assert!(
-        rise <= 3 * line.len(),
+        rise <= 5 * line.len() / 2,
         "peak memory rose {rise} bytes for a line of {}",
         line.len()
     );
@@ -152,9 +153,10 @@ fn eight_concurrent_large_upserts_queue_for_the_budget_instead_of_multiplying() 
         rise as f64 / MIB as f64,
         rise as f64 / line as f64
     );
+    // Once 8.6× one line (all eight decoded at once); now about 3×.
     assert!(
-        rise <= 8 * line,
-        "peak memory rose {rise} bytes for eight lines of {line} (each alone costs up to 3×)"
+        rise <= 5 * line,
+        "peak memory rose {rise} bytes for eight lines of {line}"
     );
     let count = raw.call(r#"{"op":"count","collection":"c"}"#);
     assert_eq!(count["count"], 9000, "{count}");

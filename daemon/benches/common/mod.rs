@@ -161,6 +161,26 @@ impl Daemon {
         })
     }
 
+    /// The daemon's peak resident memory since start or [`Daemon::reset_peak_memory`], in bytes
+    /// (`VmHWM`; None without procfs).
+    pub fn peak_memory(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let kib = status.lines().find_map(|line| {
+            line.strip_prefix("VmHWM:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })?;
+        Some(kib * 1024)
+    }
+
+    /// Starts measuring the peak resident memory afresh (Linux: `5` into `clear_refs`).
+    pub fn reset_peak_memory(&self) -> bool {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").is_ok()
+    }
+
     /// The socket it listens on.
     pub fn socket(&self) -> &Path {
         &self.socket
