@@ -250,3 +250,47 @@ fn describe(dir: &Path) -> Result<Vec<SnapshotFile>, StorageError> {
 fn read_format(dir: &Path) -> Result<u32, StorageError> {
     Ok(super::manifest::load_or_create(dir, false)?.format)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StoreOptions;
+    use crate::storage::owner::Storage;
+
+    /// A copy that does not pass the cross-store checks is not published: the snapshot fails
+    /// with `snapshot_failed` and leaves nothing at the destination.
+    #[test]
+    fn a_copy_that_fails_verification_is_not_published() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).expect("mkdir");
+        let options = StoreOptions {
+            read_threads: 1,
+            ..StoreOptions::default()
+        };
+        let storage = Storage::open(&data, options).expect("open");
+        let tmp = dir.path().join(".snap.partial");
+        let generation =
+            copy_stores(&storage.vectors.reader(), storage.text.path(), &data, &tmp).expect("copy");
+        storage.close(&ReadGate::default()).expect("close");
+        // The copy claims a document with a vector that its vector store does not hold (what
+        // pruning a journal row under a snapshot once produced).
+        let conn = rusqlite::Connection::open(tmp.join(text::FILE_NAME)).expect("open the copy");
+        conn.execute_batch(
+            "INSERT INTO collections (id, name, dimension, distance, tokenizer, count, created_at)
+                 VALUES (1, 'c', 2, 'cosine', 'porter', 1, 0);
+             CREATE VIRTUAL TABLE fts_1 USING fts5(text, tokenize = 'porter unicode61');
+             INSERT INTO documents (collection, id, text, metadata, has_vector)
+                 VALUES (1, 'lost', NULL, NULL, 1);",
+        )
+        .expect("tamper");
+        drop(conn);
+        let dest = dir.path().join("snap");
+        let refused = finish(&tmp, &dest, generation).expect_err("not published");
+        assert!(
+            matches!(&refused, StorageError::Snapshot(m) if m.contains("lack their vector")),
+            "{refused}"
+        );
+        assert!(!dest.exists(), "nothing at the destination");
+    }
+}
