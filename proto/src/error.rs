@@ -34,7 +34,10 @@ pub enum ErrorCode {
     Released,
     /// `renew` or `resume` named a lease that does not exist (or has already ended).
     LeaseNotFound,
-    /// The daemon could not do it now (for example a write outlived a release's `drain_ms`).
+    /// The daemon could not do it now; retrying later is safe. A write outlived a release's
+    /// `drain_ms`, every read thread and the read queue are taken, or (sent as soon as a
+    /// connection is accepted, with `max_connections` in the details, then the connection is
+    /// closed) the daemon serves its most connections already.
     Busy,
     /// The daemon is stopping and takes no new work.
     ShuttingDown,

@@ -21,10 +21,25 @@
 //! | success | `{"id": <same>, "ok": true, ...result}` |
 //! | failure | `{"id": <same>, "ok": false, "error": {"code": "<code>", "message": "<text>", ...details}}` |
 //!
-//! Unknown request fields are rejected with `bad_request`. Result objects may grow new fields
-//! within protocol 1, so clients must ignore fields they do not know. `wait_ms` is accepted by
-//! every operation: while the daemon is released, the request waits up to that long for a
-//! resume instead of failing with `released`.
+//! Unknown request fields are rejected with `bad_request`, and so is a field given twice. Result
+//! objects may grow new fields within protocol 1, so clients must ignore fields they do not know.
+//! `wait_ms` is accepted by every operation: while the daemon is released, the request waits up
+//! to that long for a resume instead of failing with `released`.
+//!
+//! The reply's `id` is the request's, **byte for byte as sent** (`123456789012345678901234567890`
+//! and `-0` come back exactly so), at most [`MAX_ID_JSON_BYTES`] of JSON.
+//!
+//! # Limits
+//!
+//! [`limits`] names every bound; those that keep a request's memory in proportion to its line are
+//! enforced while the line is decoded, before the rest of it is read into memory: at most
+//! [`limits::MAX_DIMENSION`] values in a vector, [`limits::MAX_BATCH_DOCUMENTS`] documents in
+//! an upsert, [`limits::MAX_IDS`] ids in a `get` or `delete`, and [`limits::MAX_FILTER_BYTES`]
+//! of filter. Metadata travels as compact JSON text ([`Metadata`]). Labels people read (a lease's
+//! `holder`, a client's name) are printable text on one line of at most
+//! [`limits::MAX_LABEL_BYTES`] ([`validate::label`]). Hybrid weights are at most
+//! [`limits::MAX_WEIGHT`], so every score is a finite number. The rules for documents are in
+//! [`validate`], shared by the daemon and clients.
 //!
 //! # Operations
 //!
@@ -33,7 +48,7 @@
 //! [`Health`], [`Status`], [`CreateCollection`], [`ListCollections`], [`GetCollection`],
 //! [`DropCollection`], [`Upsert`], [`Delete`], [`Get`], [`Count`], [`Search`], [`Release`],
 //! [`Renew`], [`Resume`], [`Snapshot`], [`Check`], [`Shutdown`]. Error codes are
-//! [`ErrorCode`]; metadata filters are [`Filter`].
+//! [`ErrorCode`] (`disk_full` joined them within protocol 1); metadata filters are [`Filter`].
 //!
 //! A connection should begin with `hello`; a daemon that does not speak the requested
 //! `protocol` answers `unsupported_protocol` with `supported` (a list of versions) in the

@@ -97,7 +97,8 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Verify both stores and their agreement; exit 0 when everything passes.
     Check(CheckArgs),
-    /// Replace the daemon's data with a snapshot: release, swap in atomically, resume verified.
+    /// Replace the daemon's data with a snapshot: verify it, then release, swap in atomically,
+    /// resume verified; prints what it restored.
     Restore(RestoreArgs),
     /// Print a shell completion script (e.g. `ctxd completions bash > /etc/bash_completion.d/ctxd`).
     Completions(CompletionsArgs),
@@ -128,7 +129,8 @@ pub struct CompletionsArgs {
 /// Options of `ctxd restore`.
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// A directory written by `ctxd snapshot` (its manifest is checked first).
+    /// A directory written by `ctxd snapshot`. Its manifest, its files and the data directory
+    /// they form are all checked, while the daemon serves, before anything changes.
     #[arg(value_name = "SNAPSHOT")]
     pub snapshot: PathBuf,
 }
