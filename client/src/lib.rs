@@ -72,16 +72,16 @@ use tokio::sync::Mutex;
 /// SciFact through the socket) and bound what a refusal leaves committed after it to one request.
 pub const UPSERT_IN_FLIGHT: usize = 2;
 
-/// Drops a connection whose stream may hold half a reply.
-fn forget_if_broken(slot: &mut Option<Connection>, error: Option<&Error>) {
+/// Puts a connection back after an exchange, unless its stream may hold half a reply.
+fn check_in(slot: &mut Option<Connection>, connection: Connection, error: Option<&Error>) {
     let broken = |e: &Error| matches!(e, Error::Io(_) | Error::Timeout(_) | Error::Protocol(_));
     let broken = match error {
         Some(Error::PartialUpsert { source, .. }) => broken(source),
         Some(e) => broken(e),
         None => false,
     };
-    if broken {
-        *slot = None;
+    if !broken {
+        *slot = Some(connection);
     }
 }
 
@@ -219,20 +219,24 @@ impl Client {
     ) -> Result<C::Output> {
         let wait_ms = wait.map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX));
         let mut slot = self.connection.lock().await;
-        let connection = self.connected(&mut slot).await?;
-        let result = self.exchange(connection, &params, wait_ms).await;
-        forget_if_broken(&mut slot, result.as_ref().err());
+        let mut connection = self.check_out(&mut slot).await?;
+        let result = self.exchange(&mut connection, &params, wait_ms).await;
+        check_in(&mut slot, connection, result.as_ref().err());
         result
     }
 
-    /// The open connection, opening one (with its handshake) if there is none.
-    async fn connected<'s>(&self, slot: &'s mut Option<Connection>) -> Result<&'s mut Connection> {
-        match slot {
+    /// The open connection, taken out of its slot for one exchange (opening one, with its
+    /// handshake, if there is none). An exchange abandoned half way (its future dropped: a
+    /// `select!`, a caller's timeout) drops the connection with it, since its stream may hold
+    /// half a request or a reply nobody read; [`check_in`] puts it back after an exchange that
+    /// ended in step.
+    async fn check_out(&self, slot: &mut Option<Connection>) -> Result<Connection> {
+        match slot.take() {
             Some(connection) => Ok(connection),
             None => {
                 let mut connection = self.open().await?;
                 self.handshake(&mut connection).await?;
-                Ok(slot.insert(connection))
+                Ok(connection)
             }
         }
     }
@@ -401,9 +405,11 @@ impl Client {
             return self.call(params).await;
         }
         let mut slot = self.connection.lock().await;
-        let connection = self.connected(&mut slot).await?;
-        let result = self.upsert_pipelined(connection, params, batches).await;
-        forget_if_broken(&mut slot, result.as_ref().err());
+        let mut connection = self.check_out(&mut slot).await?;
+        let result = self
+            .upsert_pipelined(&mut connection, params, batches)
+            .await;
+        check_in(&mut slot, connection, result.as_ref().err());
         result
     }
 
@@ -431,9 +437,9 @@ impl Client {
             documents: batches.into_iter().flatten().collect(),
         };
         let mut slot = self.connection.lock().await;
-        let connection = self.connected(&mut slot).await?;
-        let result = self.upsert_pipelined(connection, params, ranges).await;
-        forget_if_broken(&mut slot, result.as_ref().err());
+        let mut connection = self.check_out(&mut slot).await?;
+        let result = self.upsert_pipelined(&mut connection, params, ranges).await;
+        check_in(&mut slot, connection, result.as_ref().err());
         result
     }
 

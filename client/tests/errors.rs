@@ -120,3 +120,57 @@ async fn daemon_errors_keep_code_message_and_details() {
         other => panic!("expected a daemon error, got {other:?}"),
     }
 }
+
+/// A call abandoned half way (its future dropped by a `select!` or a caller's own timeout) once
+/// left its reply unread on the connection, and the next call read that reply instead of its
+/// own (an id mismatch). Now the abandoned connection is dropped and the next call reconnects.
+#[tokio::test]
+async fn a_call_abandoned_half_way_does_not_leave_its_reply_for_the_next_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("echo.sock");
+    let listener = UnixListener::bind(&path).expect("bind");
+    let (release, released) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        // Every connection: answer each request with its own id; on the first connection the
+        // first ping's reply comes only once the test says so.
+        for first in [true, false] {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let mut released = released.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let mut held = first;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let request: serde_json::Value = serde_json::from_str(&line).expect("json");
+                    let id = &request["id"];
+                    let reply = if request["op"] == "hello" {
+                        format!(
+                            r#"{{"id":{id},"ok":true,"protocol":1,"version":"9","pid":7,"state":"serving"}}"#
+                        )
+                    } else {
+                        if held {
+                            held = false;
+                            let _ = released.wait_for(|r| *r).await;
+                        }
+                        format!(r#"{{"id":{id},"ok":true}}"#)
+                    };
+                    if write
+                        .write_all(format!("{reply}\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let client = Client::connect_to(&path).await.expect("connect");
+    let abandoned = tokio::time::timeout(Duration::from_millis(100), client.ping()).await;
+    assert!(abandoned.is_err(), "the first ping is held by the peer");
+    release.send(true).expect("release the held reply");
+    client
+        .ping()
+        .await
+        .expect("the next call gets its own reply, on a new connection");
+}
