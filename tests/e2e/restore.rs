@@ -270,6 +270,43 @@ async fn files_that_do_not_form_a_data_directory_are_refused_before_the_swap() {
         .await;
 }
 
+/// A restore while a backup holds the daemon released would exchange the directory under the
+/// backup's copy: it is refused, and the backup's lease is left alone.
+#[tokio::test]
+async fn a_restore_while_another_lease_holds_the_files_is_refused() {
+    let f = fixture().await;
+    let lease = f
+        .client
+        .release(ctxd_proto::Release {
+            holder: Some("nightly backup".into()),
+            ttl_s: Some(60),
+            drain_ms: None,
+        })
+        .await
+        .expect("release");
+    let out = f.restore(&f.older);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr.contains("nightly backup"),
+        "names the lease: {stderr}"
+    );
+    let status = f.client.status().await.expect("status");
+    assert_eq!(status.leases.len(), 1, "the backup's lease is untouched");
+    f.client
+        .resume(ctxd_proto::Resume {
+            lease_id: Some(lease.lease_id),
+            all: false,
+        })
+        .await
+        .expect("resume");
+    assert_eq!(
+        f.client.count(count("c")).await.expect("count").count,
+        25,
+        "unchanged"
+    );
+}
+
 /// A snapshot restores into a daemon whose data is empty, too.
 #[tokio::test]
 async fn a_snapshot_restores_into_an_empty_daemon() {

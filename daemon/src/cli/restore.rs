@@ -21,7 +21,7 @@ use super::output::{Output, exit, fail};
 use crate::storage::snapshot::manifest::Manifest;
 use crate::storage::snapshot::stage::{self, Staged};
 use ctxd_client::Client;
-use ctxd_proto::{Release, Resume};
+use ctxd_proto::{Release, Resume, State};
 use serde::Serialize;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -61,6 +61,14 @@ pub async fn run(client: &Client, args: RestoreArgs, out: Output) -> ExitCode {
         Err(why) => return refuse(&why),
     };
     let data_dir = match client.status().await {
+        // Another lease means someone is copying the files: exchanging them under it would
+        // hand that copy a directory that changed half way.
+        Ok(status) if !status.leases.is_empty() => {
+            return refuse(&format!(
+                "the daemon is released ({}); restore once that lease has ended",
+                holders(&status.leases)
+            ));
+        }
         Ok(status) => PathBuf::from(status.data_dir),
         Err(e) => return fail(&e),
     };
@@ -107,6 +115,29 @@ async fn swap_in(client: &Client, data_dir: &Path, staged: &Path) -> Result<(), 
             return Err(fail(&e));
         }
     };
+    // A lease taken by someone else meanwhile: the files are theirs to copy now.
+    let others = match client.status().await {
+        Ok(status) => status
+            .leases
+            .into_iter()
+            .filter(|l| l.lease_id != lease.lease_id)
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            let _ = fs::remove_dir_all(staged);
+            resume(client, Some(lease.lease_id)).await;
+            return Err(fail(&e));
+        }
+    };
+    if !others.is_empty() {
+        let _ = fs::remove_dir_all(staged);
+        resume(client, Some(lease.lease_id)).await;
+        eprintln!(
+            "ctxd: restore refused, and nothing changed: the daemon was released meanwhile ({}); \
+             restore once that lease has ended",
+            holders(&others)
+        );
+        return Err(ExitCode::from(exit::FAILED));
+    }
     if let Err(e) = crate::swap::exchange(data_dir, staged) {
         let _ = fs::remove_dir_all(staged);
         eprintln!("ctxd: cannot put the snapshot in place, the data directory is unchanged: {e}");
@@ -119,8 +150,22 @@ async fn swap_in(client: &Client, data_dir: &Path, staged: &Path) -> Result<(), 
             all: false,
         })
         .await;
-    let Err(e) = resumed else { return Ok(()) };
-    eprintln!("ctxd: the daemon refused the restored files: {e}");
+    match resumed {
+        Ok(result) if result.state == State::Serving => return Ok(()),
+        // Not served yet, so not verified: the previous data must stay until it is.
+        Ok(result) => {
+            eprintln!(
+                "ctxd: the snapshot is in place, but the daemon stays released ({}) and verifies \
+                 it only when that ends; the previous data is kept at {}",
+                holders(&result.leases),
+                staged.display()
+            );
+            return Err(ExitCode::from(exit::FAILED));
+        }
+        Err(e) => {
+            eprintln!("ctxd: the daemon refused the restored files: {e}");
+        }
+    }
     match crate::swap::exchange(data_dir, staged) {
         Ok(()) => {
             let _ = fs::remove_dir_all(staged);
@@ -136,13 +181,30 @@ async fn swap_in(client: &Client, data_dir: &Path, staged: &Path) -> Result<(), 
 }
 
 /// Where the snapshot is staged: beside the data directory (the same file system, so the
-/// exchange is one rename), named for this process.
+/// exchange is one rename), under a name no earlier restore used (one that failed may have
+/// left the previous data under its name, and says so).
 fn staging_dir(data_dir: &Path) -> PathBuf {
     let name = data_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "data".to_owned());
-    data_dir.with_file_name(format!(".{name}.restore-{}", std::process::id()))
+    data_dir.with_file_name(format!(
+        ".{name}.restore-{}-{}",
+        std::process::id(),
+        crate::clock::unix_millis()
+    ))
+}
+
+/// Leases in words: `nightly (lease-ab12…)`.
+fn holders(leases: &[ctxd_proto::Lease]) -> String {
+    leases
+        .iter()
+        .map(|l| match &l.holder {
+            Some(holder) => format!("{holder} ({})", l.lease_id),
+            None => l.lease_id.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn report(out: Output, snapshot: &Path, data_dir: &Path, staged: Staged) {

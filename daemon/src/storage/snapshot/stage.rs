@@ -10,9 +10,7 @@ use super::super::vectors::{self, VectorStore};
 use super::super::{check, manifest as data_manifest};
 use super::manifest::Manifest;
 use ctxd_proto::SnapshotFile;
-use sha2::{Digest, Sha256};
 use std::fs;
-use std::io::{Read, Write};
 use std::path::Path;
 
 /// What a staged snapshot holds, for the restore's report.
@@ -30,6 +28,8 @@ pub struct Staged {
 /// data directory, on its file system), verifying each, and checks the copy as a data
 /// directory. On failure `staged` is removed.
 pub fn stage(snapshot: &Path, manifest: &Manifest, staged: &Path) -> Result<Staged, String> {
+    // A new directory: anything already there is not ours to replace (or remove).
+    fs::create_dir(staged).map_err(|e| format!("cannot create {}: {e}", staged.display()))?;
     let result = copy_verified(snapshot, manifest, staged).and_then(|()| verify(staged, manifest));
     if result.is_err() {
         let _ = fs::remove_dir_all(staged);
@@ -38,8 +38,6 @@ pub fn stage(snapshot: &Path, manifest: &Manifest, staged: &Path) -> Result<Stag
 }
 
 fn copy_verified(snapshot: &Path, manifest: &Manifest, staged: &Path) -> Result<(), String> {
-    let _ = fs::remove_dir_all(staged);
-    fs::create_dir(staged).map_err(|e| format!("cannot create {}: {e}", staged.display()))?;
     for file in &manifest.files {
         let target = staged.join(&file.path);
         if let Some(parent) = target.parent() {
@@ -87,28 +85,11 @@ fn copy_one(snapshot: &Path, file: &SnapshotFile, target: &Path) -> Result<(), S
         ));
     }
     let mut out = fs::File::create(target).map_err(|e| format!("{}: {e}", target.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut copied = 0u64;
-    loop {
-        let n = source
-            .read(&mut buf)
-            .map_err(|e| format!("`{}`: {e}", file.path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .map_err(|e| format!("{}: {e}", target.display()))?;
-        copied += n as u64;
-    }
+    // Read and write errors both name the file they came from.
+    let (copied, sha256) = super::sha256(&mut source, &mut out)
+        .map_err(|e| format!("copying `{}` into {}: {e}", file.path, target.display()))?;
     out.sync_all()
         .map_err(|e| format!("{}: {e}", target.display()))?;
-    let sha256: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     if copied != file.bytes || sha256 != file.sha256 {
         return Err(format!(
             "`{}` differs from the manifest (its SHA-256 is {sha256}, the manifest says {})",
@@ -171,16 +152,7 @@ fn verify(staged: &Path, manifest: &Manifest) -> Result<Staged, String> {
     let report = checked.map_err(|e| invalid(e.to_string()))?;
     closed.map_err(|e| invalid(e.to_string()))?;
     if !report.passed {
-        let d = &report.details;
-        let problems: Vec<&str> = d
-            .text
-            .problems
-            .iter()
-            .chain(&d.vectors.problems)
-            .chain(&d.consistency.problems)
-            .map(String::as_str)
-            .collect();
-        return Err(invalid(problems.join("; ")));
+        return Err(invalid(check::problems(&report).join("; ")));
     }
     let (generation, collections, documents) = counted.map_err(|e| invalid(e.to_string()))?;
     if generation != manifest.generation {
