@@ -78,9 +78,9 @@ impl Metadata {
         self.0.get()
     }
 
-    /// The metadata as a map of field names to values.
+    /// The metadata as a map of field names to values (empty if it holds a number no float can
+    /// hold, which the daemon refuses: [`crate::validate::metadata`]).
     pub fn to_map(&self) -> Map<String, Value> {
-        // The text is a JSON object: it always parses into a map.
         serde_json::from_str(self.as_json()).unwrap_or_default()
     }
 

@@ -59,6 +59,14 @@ pub enum DocumentError {
         /// What the value is, in words ("null", "an object", ...).
         kind: &'static str,
     },
+    /// The metadata holds something JSON allows but metadata does not (a number beyond the
+    /// range of a 64-bit float, `1e400`).
+    MetadataInvalid {
+        /// The document's id.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The metadata is larger than [`MAX_METADATA_BYTES`] as compact JSON.
     MetadataTooLarge {
         /// The document's id.
@@ -99,6 +107,9 @@ impl fmt::Display for DocumentError {
                 "metadata `{key}` of document {id:?} is {kind}; values must be strings, numbers, \
                  booleans or lists of those"
             ),
+            DocumentError::MetadataInvalid { id, reason } => {
+                write!(f, "metadata of document {id:?} is not valid: {reason}")
+            }
             DocumentError::MetadataTooLarge { id, bytes } => write!(
                 f,
                 "metadata of document {id:?} is {bytes} bytes as JSON; the maximum is \
@@ -160,13 +171,23 @@ pub fn document(doc: &Document, dimension: u32) -> Result<(), DocumentError> {
 /// Metadata of document `id`: scalar values or lists of scalars, at most [`MAX_METADATA_BYTES`]
 /// as compact JSON. Read from its JSON text without building a tree.
 pub fn metadata(id: &str, metadata: &Metadata) -> Result<(), DocumentError> {
-    // The text is a valid JSON object (a `Metadata` is never anything else).
-    if let Ok(Shape(Some((key, kind)))) = serde_json::from_str::<Shape>(metadata.as_json()) {
-        return Err(DocumentError::MetadataValue {
-            id: id.to_owned(),
-            key,
-            kind,
-        });
+    // The text is a JSON object (a `Metadata` is never anything else), but JSON text that was
+    // only scanned may still hold a number no float can hold: reading it says so.
+    match serde_json::from_str::<Shape>(metadata.as_json()) {
+        Ok(Shape(None)) => {}
+        Ok(Shape(Some((key, kind)))) => {
+            return Err(DocumentError::MetadataValue {
+                id: id.to_owned(),
+                key,
+                kind,
+            });
+        }
+        Err(e) => {
+            return Err(DocumentError::MetadataInvalid {
+                id: id.to_owned(),
+                reason: e.to_string(),
+            });
+        }
     }
     let bytes = metadata.as_json().len();
     if bytes > MAX_METADATA_BYTES {
@@ -370,6 +391,13 @@ mod tests {
                 .to_string();
             assert!(error.contains(needle), "{value}: {error}");
         }
+        let huge: Document =
+            serde_json::from_str(r#"{"id": "a", "text": "x", "metadata": {"m": 1e400}}"#)
+                .expect("scanned, not parsed");
+        assert!(matches!(
+            document(&huge, 2),
+            Err(DocumentError::MetadataInvalid { .. })
+        ));
         let long = doc(json!({"id": "i".repeat(MAX_ID_BYTES + 1), "text": "x"}));
         assert!(matches!(
             document(&long, 2),
