@@ -50,16 +50,12 @@ impl Error {
                 StorageError::InvalidVector { .. } => ErrorCode::InvalidVector,
                 StorageError::Invalid(_) => ErrorCode::BadRequest,
                 StorageError::Snapshot(_) => ErrorCode::SnapshotFailed,
-                StorageError::DiskFull(_)
-                | StorageError::CloseDiskFull(_)
-                | StorageError::VectorsBehind {
-                    disk_full: true, ..
-                } => ErrorCode::DiskFull,
+                StorageError::DiskFull(_) | StorageError::CloseDiskFull(_) => ErrorCode::DiskFull,
                 StorageError::Busy(_) => ErrorCode::Busy,
                 StorageError::Sqlite(_)
                 | StorageError::Lmdb(_)
                 | StorageError::NotWritten(_)
-                | StorageError::VectorsBehind { .. }
+                | StorageError::VectorsBehind(_)
                 | StorageError::Io { .. }
                 | StorageError::Format { .. }
                 | StorageError::Corrupt(_)

@@ -101,21 +101,16 @@ pub enum StorageError {
     #[error("the write was not made: {0}")]
     NotWritten(String),
     /// The text store committed the write but the vector store could not take its vectors
-    /// (after a disk filled up between the two commits, where the disk cannot be reserved
-    /// ahead): the vectors are journaled and are applied before the next write, or at the
-    /// next start.
+    /// (a disk that filled up between the two commits beyond the space reserved ahead, say):
+    /// the vectors are journaled and are applied before the next write, or at the next start.
+    /// Not `disk_full`, whose promise is that nothing was written.
     #[error(
         "the write is committed to the text store, but the vector store could not take its \
-         vectors ({cause}); they are journaled and are applied before the next write is made \
-         (or when ctxd next starts), and searches may miss them until then; sending the \
-         request again is safe"
+         vectors ({0}); they are journaled and are applied before the next write is made (or \
+         when ctxd next starts), and searches may miss them until then; sending the request \
+         again is safe"
     )]
-    VectorsBehind {
-        /// What the vector store said.
-        cause: String,
-        /// Whether it was a full disk.
-        disk_full: bool,
-    },
+    VectorsBehind(String),
 }
 
 impl StorageError {

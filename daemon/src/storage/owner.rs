@@ -231,12 +231,8 @@ impl Storage {
                      are journaled and are applied before the next write"
                 );
                 self.vectors_behind = true;
-                let disk_full = e.is_disk_full();
                 for reply in replies {
-                    let _ = reply.send(Err(StorageError::VectorsBehind {
-                        cause: e.to_string(),
-                        disk_full,
-                    }));
+                    let _ = reply.send(Err(StorageError::VectorsBehind(e.to_string())));
                 }
             }
         }
@@ -369,22 +365,11 @@ pub(super) fn run(
                         if verify {
                             let report = check::run(opened.text.conn(), &opened.vectors)?;
                             if !report.passed {
-                                let d = &report.details;
-                                let problems: Vec<&String> = d
-                                    .text
-                                    .problems
-                                    .iter()
-                                    .chain(&d.vectors.problems)
-                                    .chain(&d.consistency.problems)
-                                    .collect();
+                                let problems = check::problems(&report).join("; ");
                                 let _ = opened.close(&ReadGate::default());
                                 return Err(StorageError::Corrupt(format!(
-                                    "the files changed while released and fail verification: {}",
-                                    problems
-                                        .iter()
-                                        .map(|p| p.as_str())
-                                        .collect::<Vec<_>>()
-                                        .join("; ")
+                                    "the files changed while released and fail verification: \
+                                     {problems}"
                                 )));
                             }
                         }
@@ -454,16 +439,7 @@ mod tests {
 
         storage.vectors.fail_next_commit.set(true);
         let behind = write(&mut storage, upsert("b", 2.0)).expect_err("the vector commit fails");
-        assert!(
-            matches!(
-                behind,
-                StorageError::VectorsBehind {
-                    disk_full: true,
-                    ..
-                }
-            ),
-            "{behind}"
-        );
+        assert!(matches!(behind, StorageError::VectorsBehind(_)), "{behind}");
         assert_eq!(storage.side.generation(), 2, "memory is where LMDB is");
 
         write(&mut storage, upsert("c", 3.0)).expect("the next write catches up first");

@@ -179,25 +179,40 @@ pub fn commit_group(
 }
 
 /// What a group can add to LMDB's file at most, for the disk space reserved before it is
-/// committed (`headroom`): twice every vector it writes with LMDB's per-entry overhead (a
-/// copied leaf or overflow page for each, the old copies freed only after the commit), and a
-/// fixed part for branch pages, the free list and the meta pages.
+/// committed (`headroom`).
+///
+/// LMDB never overwrites a page a reader may see: a transaction writes every page it changes
+/// anew, and the pages it replaces are reused only by later transactions. So an upsert costs at
+/// most its vector plus the node that holds it, written once as a new leaf or overflow page and
+/// once more when its leaf splits (twice both), and a delete by id at most half a 4 KiB leaf
+/// (the copy of the leaf it leaves: two 384-dimensional vectors share one), with the branch
+/// pages above amortised over the group. The fixed part covers branch and meta pages and LMDB's
+/// free list. Deletes by filter and dropped collections add no estimate of their own: they
+/// mostly shrink what is stored, and the fixed part and the reserve in hand cover their copies.
 pub fn vector_growth_bound(ops: &[WriteOp]) -> u64 {
-    const FIXED: u64 = 256 * 1024;
-    const PER_ENTRY: u64 = 64;
-    let vectors: u64 = ops
+    /// LMDB's node header and our 6-byte key, rounded up.
+    const NODE: u64 = 64;
+    /// Half a page: the share of a copied leaf per deleted entry.
+    const DELETED: u64 = 2048;
+    /// Branch pages, meta pages and the free list of one transaction: 64 pages.
+    const FIXED: u64 = 64 * 4096;
+    let entries: u64 = ops
         .iter()
         .map(|op| match op {
             WriteOp::Upsert(upsert) => upsert
                 .documents
                 .iter()
                 .filter_map(|d| d.vector.as_ref())
-                .map(|v| 4 * v.len() as u64 + PER_ENTRY)
+                .map(|v| 2 * (4 * v.len() as u64 + NODE))
                 .sum(),
-            _ => 0,
+            WriteOp::Delete(delete) => delete
+                .ids
+                .as_ref()
+                .map_or(0, |ids| ids.len() as u64 * DELETED),
+            WriteOp::CreateCollection(_) | WriteOp::DropCollection(_) => 0,
         })
         .sum();
-    FIXED + 2 * vectors
+    FIXED + entries
 }
 
 /// Brings LMDB up to SQLite's generation after a group's LMDB commit failed, and the in-memory
