@@ -26,6 +26,11 @@ pub const MAX_FILTER_BYTES: usize = 1 << 20;
 /// stays a finite number for any `rrf_k`.
 pub const MAX_WEIGHT: f64 = 1e6;
 
+/// The most documents one reply may carry, in bytes of JSON: a `get` of 10,000 documents with
+/// their 384-dimensional vectors is about 80 MiB, so this is far above any page a program
+/// reads, and below what a daemon should hold for one connection.
+pub const MAX_REPLY_BYTES: usize = 256 << 20;
+
 /// The longest label a client chooses for people to read (a lease's `holder`, a client's name
 /// in `hello`): enough for a tool's name and purpose, short enough for one status line.
 pub const MAX_LABEL_BYTES: usize = 128;

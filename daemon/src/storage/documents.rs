@@ -6,6 +6,7 @@
 use super::StorageError;
 use super::catalog::Collection;
 use super::filter_sql::SqlFilter;
+use ctxd_proto::limits::MAX_REPLY_BYTES;
 use ctxd_proto::{Document, Field, Metadata};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
@@ -205,13 +206,15 @@ pub fn select_keys(
 ///
 /// With ids, the matching keys are found through the `(collection, id)` index (one probe per
 /// id), put in the order asked in memory, and only the page's documents are read: the work is
-/// linear in the ids, whatever the page.
+/// linear in the ids, whatever the page. Both steps read one snapshot (one read transaction),
+/// so a write in between cannot change what the page holds.
 pub fn select_docs(
     conn: &Connection,
     collection: u16,
     selection: &Selection<'_>,
     limit: u32,
     offset: u64,
+    reply: &mut ReplyBytes,
 ) -> Result<Vec<StoredDoc>, StorageError> {
     let (clause, mut params) = selection.clause(collection);
     let Some(ids) = selection.ids else {
@@ -222,8 +225,9 @@ pub fn select_docs(
              ORDER BY d.key LIMIT ? OFFSET ?"
         ))?;
         let rows = select.query_map(params_from_iter(params), read_doc)?;
-        return rows.map(|row| row?).collect();
+        return rows.map(|row| reply.charge(row??)).collect();
     };
+    let snapshot = conn.unchecked_transaction()?;
     let mut position: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
     for (at, id) in ids.iter().enumerate() {
         position.entry(id.as_str()).or_insert(at);
@@ -248,16 +252,73 @@ pub fn select_docs(
         .take(limit as usize)
         .map(|(_, key)| key)
         .collect();
-    Ok(fetch(conn, &page)?.into_iter().flatten().collect())
+    let docs = fetch(conn, &page, reply)?.into_iter().flatten().collect();
+    snapshot.commit()?;
+    Ok(docs)
 }
 
-/// The documents with these keys, in the order given (missing keys are skipped).
-pub fn fetch(conn: &Connection, keys: &[u32]) -> Result<Vec<Option<StoredDoc>>, StorageError> {
+/// The documents with these keys, in the order given (`None` for keys that do not exist).
+pub fn fetch(
+    conn: &Connection,
+    keys: &[u32],
+    reply: &mut ReplyBytes,
+) -> Result<Vec<Option<StoredDoc>>, StorageError> {
     let mut select =
         conn.prepare_cached("SELECT key, id, text, metadata FROM documents WHERE key = ?1")?;
     keys.iter()
-        .map(|&key| select.query_row([key], read_doc).optional()?.transpose())
+        .map(|&key| {
+            select
+                .query_row([key], read_doc)
+                .optional()?
+                .transpose()?
+                .map(|doc| reply.charge(doc))
+                .transpose()
+        })
         .collect()
+}
+
+/// How much of [`MAX_REPLY_BYTES`] the documents read for one reply have used: reading stops
+/// with a clear refusal at the document that would cross it, before the rest is loaded, so no
+/// request makes the daemon build a reply of gigabytes.
+pub struct ReplyBytes {
+    left: usize,
+    /// What each document costs besides its text and metadata: its id's quotes and field names,
+    /// its vector's JSON when included.
+    per_document: usize,
+}
+
+impl ReplyBytes {
+    /// A reply whose documents each carry a vector of `vector_values` values (0 when vectors are
+    /// not included).
+    pub fn new(vector_values: usize) -> ReplyBytes {
+        ReplyBytes::within(MAX_REPLY_BYTES, vector_values)
+    }
+
+    fn within(limit: usize, vector_values: usize) -> ReplyBytes {
+        // A JSON f32 is at most 16 bytes with its comma (`-1.2345678e-38,`).
+        ReplyBytes {
+            left: limit,
+            per_document: 128 + 16 * vector_values,
+        }
+    }
+
+    fn charge(&mut self, doc: StoredDoc) -> Result<StoredDoc, StorageError> {
+        let bytes = self.per_document
+            + doc.id.len()
+            + doc.text.as_ref().map_or(0, String::len)
+            + doc.metadata.as_ref().map_or(0, String::len);
+        match self.left.checked_sub(bytes) {
+            Some(left) => {
+                self.left = left;
+                Ok(doc)
+            }
+            None => Err(StorageError::Invalid(format!(
+                "the reply would hold more than {} MiB of documents, the most a reply may; ask \
+                 for fewer (`limit`, `k`), page with `offset`, or leave vectors out of `include`",
+                MAX_REPLY_BYTES >> 20
+            ))),
+        }
+    }
 }
 
 /// The lowest and highest document key of a collection (0, 0 when it is empty).
@@ -330,6 +391,27 @@ mod tests {
         count.load(Ordering::Relaxed)
     }
 
+    #[test]
+    fn reading_stops_at_the_document_that_would_cross_the_reply_limit() {
+        let mut reply = ReplyBytes::within(1000, 0);
+        let doc = |n: usize| StoredDoc {
+            key: 1,
+            id: "d".into(),
+            text: Some("x".repeat(n)),
+            metadata: None,
+        };
+        reply.charge(doc(300)).expect("fits");
+        reply.charge(doc(300)).expect("fits");
+        let refused = reply.charge(doc(300)).expect_err("crosses the limit");
+        assert!(refused.to_string().contains("`limit`"), "{refused}");
+        let mut with_vectors = ReplyBytes::within(10_000, 384);
+        assert!(with_vectors.charge(doc(0)).is_ok());
+        assert!(
+            with_vectors.charge(doc(0)).is_err(),
+            "two 384-d vectors are ~12 KB of JSON"
+        );
+    }
+
     /// `get` by ids once parsed the whole id list again for every matched row: four times the
     /// ids cost 12–25 times the time. Now four times the ids cost about four times the work.
     #[test]
@@ -366,7 +448,8 @@ mod tests {
                     ids: Some(&ids),
                     filter: None,
                 };
-                let docs = select_docs(conn, 1, &selection, 10_000, 0).expect("select");
+                let docs = select_docs(conn, 1, &selection, 10_000, 0, &mut ReplyBytes::new(0))
+                    .expect("select");
                 assert_eq!(docs.len(), n);
                 assert_eq!(docs[0].id, format!("d{}", n - 1), "in the order asked");
             })

@@ -1,7 +1,7 @@
 //! The read operations other than search: collections, `get`, `count`.
 
 use super::StorageError;
-use super::documents::{self, Selection};
+use super::documents::{self, ReplyBytes, Selection};
 use super::filter_sql::{self, SqlFilter};
 use super::reader::ReadSide;
 use ctxd_proto::limits::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -38,6 +38,12 @@ pub fn get(side: &ReadSide, params: &Get) -> Result<GetResult, StorageError> {
         ids: params.ids.as_deref(),
         filter: filter.as_ref(),
     };
+    let with_vectors = include.contains(&Field::Vector);
+    let mut reply = ReplyBytes::new(if with_vectors {
+        collection.dimension as usize
+    } else {
+        0
+    });
     let rows = side.with_conn(|conn| {
         documents::select_docs(
             conn,
@@ -45,9 +51,9 @@ pub fn get(side: &ReadSide, params: &Get) -> Result<GetResult, StorageError> {
             &selection,
             limit,
             params.offset.unwrap_or(0),
+            &mut reply,
         )
     })?;
-    let with_vectors = include.contains(&Field::Vector);
     let rtxn = if with_vectors {
         Some(side.vectors.read_txn()?)
     } else {

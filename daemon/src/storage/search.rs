@@ -228,7 +228,7 @@ fn lexical_list(
     let middle = low + (high - low) / 2;
     // The second half gets a thread of its own only with a connection idle right now: under
     // concurrent load every read thread has its own, and the cores are busy anyway.
-    let Some(second_conn) = side.try_conn() else {
+    let Some(second_conn) = side.try_spare() else {
         return run((low, high), &conn);
     };
     let run = &run;
@@ -440,7 +440,13 @@ fn hydrate(
     include: &[Field],
 ) -> Result<Vec<Hit>, StorageError> {
     let keys: Vec<u32> = ranked.iter().map(|(key, _, _)| *key).collect();
-    let rows = side.with_conn(|conn| documents::fetch(conn, &keys))?;
+    let vector_values = if include.contains(&Field::Vector) {
+        collection.dimension as usize
+    } else {
+        0
+    };
+    let mut reply = documents::ReplyBytes::new(vector_values);
+    let rows = side.with_conn(|conn| documents::fetch(conn, &keys, &mut reply))?;
     let rtxn = if include.contains(&Field::Vector) {
         Some(side.vectors.read_txn()?)
     } else {
