@@ -7,8 +7,9 @@
 //! - its memory: past [`FREE_BYTES`] a line reserves its bytes from the daemon's
 //!   [`DecodeBudget`] as it arrives, and is not read further while the budget is spent; the
 //!   [`Reservation`] travels with the line until its request has been executed;
-//! - its time: once a line has begun it must end within `--idle-timeout`
-//!   ([`FrameError::Stalled`]). Between lines a connection may stay quiet as long as it likes.
+//! - its time: once a line has begun (any byte, whitespace included) it must end within
+//!   `--idle-timeout` ([`FrameError::Stalled`]). Between lines a connection may stay quiet as
+//!   long as it likes.
 //!
 //! All state is kept in the reader, so `next_frame` may be cancelled (by shutdown, say) without
 //! losing bytes.
@@ -99,7 +100,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 let mut reservation = std::mem::take(&mut self.reservation);
                 reservation.arrived();
                 // Whatever follows in the buffer begins the next line: its clock starts now.
-                self.deadline = (!blank(&self.buf)).then(|| Instant::now() + self.idle_timeout);
+                self.deadline = (!self.buf.is_empty()).then(|| Instant::now() + self.idle_timeout);
                 if blank(&line) {
                     continue;
                 }
@@ -146,10 +147,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     .into())
                 };
             }
-            if self.deadline.is_none() && !blank(&self.buf[before..]) {
+            // Any byte starts the clock: a line of nothing but spaces must end in time too.
+            if self.deadline.is_none() && self.buf.len() > before {
                 self.deadline = Some(Instant::now() + self.idle_timeout);
             }
         }
+    }
+
+    /// Gives back what the line being read holds of the budget (the reader stops here: the line
+    /// was too long or too slow).
+    pub fn abandon(&mut self) {
+        self.reservation = Reservation::default();
     }
 
     fn take_line(&mut self) -> Option<Vec<u8>> {

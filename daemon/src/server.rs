@@ -14,9 +14,10 @@ use tokio::task::JoinSet;
 /// persistent failure does not spin a core.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Refusals being written at once; a flood beyond this is closed without one (each refusal
-/// holds a descriptor until its line is written).
-const MAX_REFUSING: usize = 64;
+/// Refusals being written at once; the next waits for one of them to end. Each holds a
+/// descriptor until its line is written (at most `session::REFUSAL_TIMEOUT`), counted in the
+/// descriptors kept for storage (`fd_limit::reserved`); 64 keeps the wait rare in a burst.
+pub const MAX_REFUSING: usize = 64;
 
 /// Accepts connections until shutdown is triggered, then waits up to `drain_timeout` for every
 /// session's current request to finish (sessions read no new request once shutdown starts).
@@ -37,7 +38,13 @@ pub async fn serve(listener: &Listener, shared: Arc<Shared>, drain_timeout: Dura
                     while refusing.try_join_next().is_some() {}
                     if sessions.len() < max {
                         sessions.spawn(session::run(stream, Arc::clone(&shared)));
-                    } else if refusing.len() < MAX_REFUSING {
+                    } else {
+                        // Every refused client reads why: with refusals already being written,
+                        // the next waits for one to end (a second at most) and the clients
+                        // behind it wait in the listen backlog.
+                        if refusing.len() >= MAX_REFUSING {
+                            refusing.join_next().await;
+                        }
                         tracing::debug!("refusing a connection: {max} are open");
                         refusing.spawn(session::refuse(stream, max));
                     }

@@ -146,8 +146,10 @@ pub async fn refuse(stream: Stream, max: usize) {
     let _ = send(&mut writer, reply, true, REFUSAL_TIMEOUT).await;
 }
 
-/// How long a refusal may take to be written before the connection is just closed.
-const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a refusal may take to be written before the connection is just closed: a client
+/// that does not read its socket for a second after connecting does not get to hold a
+/// descriptor longer (a local socket's buffer takes the line at once otherwise).
+pub const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Reads and decodes requests until end of input, a framing error, shutdown, or the executor
 /// going away.
@@ -179,6 +181,11 @@ async fn read_requests(
             }
         };
         let last = matches!(incoming, Incoming::TooLarge(_) | Incoming::Stalled(_));
+        if last {
+            // Nothing more is read: the budget the line held is given back before the wait
+            // for the executor to take the error.
+            frames.abandon();
+        }
         if decoded.send(incoming).await.is_err() || last {
             return;
         }

@@ -282,6 +282,14 @@ fn a_connection_that_stalls_mid_line_is_closed_and_an_idle_one_is_not() {
     );
     stalled.expect_closed();
 
+    // A "line" of nothing but spaces must end in time too (it once never started the clock,
+    // and past 192 KiB held the turn every large line waits for).
+    let mut spaces = daemon.raw();
+    spaces.send_bytes(&vec![b' '; 300 * 1024]);
+    let reply = spaces.recv();
+    assert_eq!(reply["error"]["code"], "bad_request", "{reply}");
+    spaces.expect_closed();
+
     // Between requests a connection may stay quiet for as long as it likes.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(idle.call(r#"{"id":3,"op":"ping"}"#)["ok"], true);

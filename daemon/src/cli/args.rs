@@ -519,8 +519,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub read_threads: Option<u32>,
     /// Reads that may wait for a read thread; beyond them a read is refused with `busy`.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    pub read_queue: usize,
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::storage::read_pool::DEFAULT_QUEUE as u32,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub read_queue: u32,
 }
 
 #[cfg(test)]

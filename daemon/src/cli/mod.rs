@@ -32,7 +32,7 @@ pub fn serve(socket: Option<std::path::PathBuf>, args: args::ServeArgs) -> ExitC
     if let Some(threads) = args.read_threads {
         config.read_threads = threads as usize;
     }
-    config.read_queue = args.read_queue;
+    config.read_queue = args.read_queue as usize;
     run_daemon(config)
 }
 

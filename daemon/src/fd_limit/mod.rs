@@ -17,14 +17,16 @@ mod platform;
 pub use platform::raise;
 
 /// File descriptors kept for everything but connections, for `read_threads` read threads and
-/// `snapshots` concurrent snapshots: each read holds up to two SQLite connections (a costly
-/// lexical query scores on two) of up to three descriptors each (the database, its WAL and
-/// shared memory), a snapshot up to eight (its copies, its verification's stores), plus a
-/// fixed part for the LMDB environments, the listener, locks, the notifier, the runtime's own
-/// and the process's standard streams.
+/// `snapshots` concurrent snapshots: each read thread's SQLite connection and its spare share
+/// (up to six: the database and its WAL for each, counted high), a snapshot up to eight (its
+/// copies, its verification's stores), a refusal being written each, plus a fixed part. The
+/// fixed part is counted from `/proc/PID/fd` of an idle daemon (26 with one client: the LMDB
+/// environment's two, SQLite's shared memory, the listener and its lock, the data directory
+/// lock, the notifier, the runtime's epoll and event descriptors, the standard streams),
+/// doubled for the ANN environment and for what a release and resume reopen.
 pub fn reserved(read_threads: usize, snapshots: usize) -> usize {
     const FIXED: usize = 64;
-    FIXED + 6 * read_threads + 8 * snapshots
+    FIXED + 6 * read_threads + 8 * snapshots + crate::server::MAX_REFUSING
 }
 
 /// The most connections served at once by default: what the open-file limit leaves after
@@ -51,7 +53,7 @@ mod tests {
     #[test]
     fn connections_get_what_storage_leaves() {
         let reserved = reserved(8, 4);
-        assert_eq!(reserved, 64 + 48 + 32);
+        assert_eq!(reserved, 64 + 48 + 32 + crate::server::MAX_REFUSING);
         assert_eq!(
             default_max_connections(Some(1024), reserved),
             1024 - reserved

@@ -36,6 +36,7 @@ pub struct ReadSide {
     pub ann: AnnSide,
     text_path: PathBuf,
     pool: Mutex<Vec<Connection>>,
+    spares: Mutex<Vec<Connection>>,
     term_stats: Mutex<HashMap<u16, Arc<TermStats>>>,
 }
 
@@ -57,6 +58,7 @@ impl ReadSide {
             ann,
             text_path,
             pool: Mutex::new(Vec::new()),
+            spares: Mutex::new(Vec::new()),
             term_stats: Mutex::new(HashMap::new()),
         }
     }
@@ -102,18 +104,14 @@ impl ReadSide {
             .cloned()
     }
 
-    /// The SQLite database file.
-    pub fn text_path(&self) -> &std::path::Path {
-        &self.text_path
-    }
-
     /// The last committed generation.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Opens the pool's `n` read-only connections (one per read thread), so the daemon's
-    /// handles are the same before, during and after a burst of reads.
+    /// Opens the pool: `n` read-only connections, one per read thread, and [`SPARES`] more for
+    /// work beside the reads (the second half of a costly lexical query, a snapshot's copy), so
+    /// the daemon's handles are the same before, during and after any burst.
     ///
     /// A fixed set rather than one opened per read and closed after: in WAL mode every SQLite
     /// connection holds a shared lock on the database for as long as it is open, and SQLite
@@ -121,35 +119,54 @@ impl ReadSide {
     /// belong to the process), so a connection closed after a burst would leave its
     /// descriptor open until the store closes.
     pub fn open_pool(&self, n: usize) -> Result<(), StorageError> {
-        let mut opened = Vec::with_capacity(n);
-        for _ in 0..n {
-            opened.push(text::open_reader(&self.text_path)?);
-        }
-        lock(&self.pool).extend(opened);
+        let open = |count: usize| -> Result<Vec<Connection>, StorageError> {
+            (0..count)
+                .map(|_| text::open_reader(&self.text_path))
+                .collect()
+        };
+        let (main, spares) = (open(n)?, open(if n == 0 { 0 } else { SPARES })?);
+        lock(&self.pool).extend(main);
+        lock(&self.spares).extend(spares);
         Ok(())
     }
 
-    /// A read-only connection from the pool, given back when dropped. With the pool empty
-    /// (more concurrent borrowers than read threads: not in normal operation) one is opened for
-    /// the occasion.
+    /// A read-only connection for a read, given back when dropped. Each read thread holds one
+    /// at a time, so the pool is never empty while serving; without a pool (a store opened to
+    /// check a copy) one is opened for the occasion.
     pub fn conn(&self) -> Result<Pooled<'_>, StorageError> {
-        match self.try_conn() {
-            Some(conn) => Ok(conn),
-            None => Ok(Pooled {
-                side: self,
-                conn: Some(text::open_reader(&self.text_path)?),
-                pooled: false,
-            }),
-        }
+        let pooled = lock(&self.pool).pop();
+        self.lend(pooled, Pool::Main)
     }
 
-    /// A connection from the pool if one is idle now (for work that can also run without it).
-    pub fn try_conn(&self) -> Option<Pooled<'_>> {
-        let conn = lock(&self.pool).pop()?;
+    /// A spare connection if one is idle now, for work that can also run without it (the
+    /// second half of a costly lexical query).
+    pub fn try_spare(&self) -> Option<Pooled<'_>> {
+        let conn = lock(&self.spares).pop()?;
         Some(Pooled {
             side: self,
             conn: Some(conn),
-            pooled: true,
+            home: Some(Pool::Spare),
+        })
+    }
+
+    /// A spare connection, or a new one if none is idle (a snapshot's copy).
+    pub fn spare(&self) -> Result<Pooled<'_>, StorageError> {
+        let pooled = lock(&self.spares).pop();
+        self.lend(pooled, Pool::Spare)
+    }
+
+    fn lend(&self, pooled: Option<Connection>, pool: Pool) -> Result<Pooled<'_>, StorageError> {
+        Ok(match pooled {
+            Some(conn) => Pooled {
+                side: self,
+                conn: Some(conn),
+                home: Some(pool),
+            },
+            None => Pooled {
+                side: self,
+                conn: Some(text::open_reader(&self.text_path)?),
+                home: None,
+            },
         })
     }
 
@@ -163,12 +180,23 @@ impl ReadSide {
     }
 }
 
-/// A connection borrowed from the [`ReadSide`]'s pool.
+/// Spare connections beside one per read thread: two for the second halves of costly lexical
+/// queries (more would rarely find a free core), one for each snapshot that may copy at once.
+pub const SPARES: usize = 2 + super::snapshot::MAX_CONCURRENT;
+
+/// Which pool a connection goes back to.
+#[derive(Clone, Copy)]
+enum Pool {
+    Main,
+    Spare,
+}
+
+/// A connection borrowed from the [`ReadSide`]'s pools.
 pub struct Pooled<'a> {
     side: &'a ReadSide,
     conn: Option<Connection>,
-    /// Whether it came from the pool (else it is closed when dropped).
-    pooled: bool,
+    /// The pool it goes back to (`None`: opened for the occasion, closed when dropped).
+    home: Option<Pool>,
 }
 
 impl std::ops::Deref for Pooled<'_> {
@@ -181,10 +209,11 @@ impl std::ops::Deref for Pooled<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take()
-            && self.pooled
-        {
-            lock(&self.side.pool).push(conn);
+        let Some(conn) = self.conn.take() else { return };
+        match self.home {
+            Some(Pool::Main) => lock(&self.side.pool).push(conn),
+            Some(Pool::Spare) => lock(&self.side.spares).push(conn),
+            None => {}
         }
     }
 }

@@ -211,12 +211,10 @@ pub fn journal_since(conn: &Connection, after: u64) -> Result<Vec<VectorChange>,
     Ok(changes)
 }
 
-/// Writes a compact, consistent copy of the database to `dest` from a read-only connection
+/// Writes a compact, consistent copy of the database to `dest` through a read-only connection
 /// (one read transaction: writers are not blocked) and returns the generation it holds.
-pub fn copy_into(source: &Path, dest: &Path) -> Result<u64, StorageError> {
-    let conn = open_reader(source)?;
+pub fn copy_into(conn: &Connection, dest: &Path) -> Result<u64, StorageError> {
     conn.execute("VACUUM INTO ?1", [dest.to_string_lossy()])?;
-    drop(conn);
     let copy = open_reader(dest)?;
     generation(&copy)
 }

@@ -24,7 +24,7 @@ pub mod manifest;
 pub mod stage;
 
 use super::owner::Storage;
-use super::reader::ReadGate;
+use super::reader::{ReadGate, ReadSide};
 use super::store::Store;
 use super::{StorageError, check, layout, text, vectors};
 use ctxd_proto::{SnapshotFile, SnapshotResult};
@@ -58,15 +58,15 @@ pub(super) async fn take(
         dest.with_file_name(format!(".{name}.partial-{}-{n}", std::process::id())),
     ));
     let _turn = store.snapshot_turn().await?;
-    // Holding a read lease: a release or shutdown waits for the copy to finish.
-    let lease = store.enter_read()?;
+    // The hold first, then the read lease (a release or shutdown waits for the copy to finish):
+    // the storage thread answers the hold, and it could not while closing, which waits for
+    // every lease.
     let hold = store.hold_journal().await?;
+    let lease = store.enter_read()?;
     let copying = tmp.path().to_owned();
-    let copied = tokio::task::spawn_blocking(move || {
-        copy_stores(&lease.vectors, lease.text_path(), &data_dir, &copying)
-    })
-    .await
-    .map_err(|e| StorageError::Snapshot(format!("the copy task failed: {e}")))?;
+    let copied = tokio::task::spawn_blocking(move || copy_stores(&lease, &data_dir, &copying))
+        .await
+        .map_err(|e| StorageError::Snapshot(format!("the copy task failed: {e}")))?;
     drop(hold);
     let finished = match copied {
         Ok(generation) => {
@@ -146,17 +146,14 @@ pub fn check_destination(dest: &Path, data_dir: &Path) -> Result<PathBuf, Storag
     Ok(parent.join(name))
 }
 
-/// Copies both stores into `tmp` (steps 2–3): returns SQLite's generation in the copy.
-fn copy_stores(
-    vectors: &vectors::VectorReader,
-    text_path: &Path,
-    data_dir: &Path,
-    tmp: &Path,
-) -> Result<u64, StorageError> {
+/// Copies both stores of the open data directory into `tmp` (steps 2–3): returns SQLite's
+/// generation in the copy.
+fn copy_stores(side: &ReadSide, data_dir: &Path, tmp: &Path) -> Result<u64, StorageError> {
     let vectors_dir = tmp.join(vectors::DIR_NAME);
     fs::create_dir_all(&vectors_dir).map_err(StorageError::io("cannot create", &vectors_dir))?;
-    vectors.copy_compacted(&tmp.join(vectors::DATA_FILE))?;
-    let generation = text::copy_into(text_path, &tmp.join(text::FILE_NAME))?;
+    side.vectors.copy_compacted(&tmp.join(vectors::DATA_FILE))?;
+    let conn = side.spare()?;
+    let generation = text::copy_into(&conn, &tmp.join(text::FILE_NAME))?;
     let config = data_dir.join(super::manifest::FILE_NAME);
     fs::copy(&config, tmp.join(super::manifest::FILE_NAME))
         .map_err(StorageError::io("cannot copy", &config))?;
@@ -217,27 +214,11 @@ fn describe(dir: &Path) -> Result<Vec<SnapshotFile>, StorageError> {
     let mut files = Vec::new();
     for relative in layout::STORE_FILES {
         let path = dir.join(relative);
-        let mut file = fs::File::open(&path).map_err(StorageError::io("cannot read", &path))?;
+        let file = fs::File::open(&path).map_err(StorageError::io("cannot read", &path))?;
         file.sync_all()
             .map_err(StorageError::io("cannot sync", &path))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut bytes = 0u64;
-        loop {
-            let n = file
-                .read(&mut buf)
-                .map_err(StorageError::io("cannot read", &path))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            bytes += n as u64;
-        }
-        let sha256 = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let (bytes, sha256) =
+            sha256(file, std::io::sink()).map_err(StorageError::io("cannot read", &path))?;
         files.push(SnapshotFile {
             path: relative.to_owned(),
             bytes,
@@ -245,6 +226,32 @@ fn describe(dir: &Path) -> Result<Vec<SnapshotFile>, StorageError> {
         });
     }
     Ok(files)
+}
+
+/// Reads `source` to its end, writing what it reads to `sink`: its length and SHA-256 (lowercase
+/// hex, as the manifest records it).
+pub(super) fn sha256(
+    mut source: impl Read,
+    mut sink: impl std::io::Write,
+) -> std::io::Result<(u64, String)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = source.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        sink.write_all(&buf[..n])?;
+        bytes += n as u64;
+    }
+    let hex = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((bytes, hex))
 }
 
 fn read_format(dir: &Path) -> Result<u32, StorageError> {
@@ -263,15 +270,14 @@ mod tests {
     fn a_copy_that_fails_verification_is_not_published() {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
-        std::fs::create_dir(&data).expect("mkdir");
+        fs::create_dir(&data).expect("mkdir");
         let options = StoreOptions {
             read_threads: 1,
             ..StoreOptions::default()
         };
         let storage = Storage::open(&data, options).expect("open");
         let tmp = dir.path().join(".snap.partial");
-        let generation =
-            copy_stores(&storage.vectors.reader(), storage.text.path(), &data, &tmp).expect("copy");
+        let generation = copy_stores(&storage.side, &data, &tmp).expect("copy");
         storage.close(&ReadGate::default()).expect("close");
         // The copy claims a document with a vector that its vector store does not hold (what
         // pruning a journal row under a snapshot once produced).
