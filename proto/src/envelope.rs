@@ -9,7 +9,6 @@ use crate::ops::{Call, Operation};
 use serde::de::value::MapDeserializer;
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use serde_json::error::Category;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -287,10 +286,11 @@ impl Request {
 }
 
 impl<'de> Deserialize<'de> for Request {
+    /// The request as JSON text, then [`Request::decode`]: the same rules, and the id kept as
+    /// written (from a `serde_json::Value` the id is as the value prints it).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        let line = serde_json::to_vec(&value).map_err(serde::de::Error::custom)?;
-        Request::decode(&line).map_err(|r| serde::de::Error::custom(r.error.message))
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Request::decode(raw.get().as_bytes()).map_err(|r| serde::de::Error::custom(r.error.message))
     }
 }
 

@@ -45,6 +45,18 @@ pub fn cross_store(conn: &Connection, vectors: &VectorStore) -> Result<Vec<Strin
     Ok(problems)
 }
 
+/// Every problem a check found, in one list (text, vectors, consistency).
+pub fn problems(result: &CheckResult) -> Vec<&str> {
+    let d = &result.details;
+    d.text
+        .problems
+        .iter()
+        .chain(&d.vectors.problems)
+        .chain(&d.consistency.problems)
+        .map(String::as_str)
+        .collect()
+}
+
 fn report(problems: Vec<String>) -> CheckReport {
     CheckReport {
         ok: problems.is_empty(),

@@ -1,6 +1,6 @@
 //! [`Store`]: the cheap handle everyone but the storage thread holds. Writes and lifecycle
 //! commands go to the thread over a channel; reads borrow the read side through the gate and
-//! run on tokio's blocking pool.
+//! run on the read pool ([`ReadPool`]).
 
 use super::owner::{self, Command, Reply};
 use super::read_pool::ReadPool;
