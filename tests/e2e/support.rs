@@ -497,6 +497,22 @@ impl Rng {
     }
 }
 
+/// Raises this test process's soft open-file limit to its hard one (tests that open a thousand
+/// connections need more than a default 1024), and returns the hard limit.
+pub fn raise_open_file_limit() -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let Rlimit { maximum, .. } = getrlimit(Resource::Nofile);
+    let hard = maximum.unwrap_or(1 << 20).min(1 << 20);
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(hard),
+            maximum,
+        },
+    );
+    hard
+}
+
 /// Paths under `dir` that process `pid` holds open or mapped, per `/proc`.
 pub fn handles_into(pid: u32, dir: &Path) -> Vec<PathBuf> {
     let mut held = Vec::new();
