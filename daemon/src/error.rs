@@ -50,7 +50,9 @@ impl Error {
                 StorageError::InvalidVector { .. } => ErrorCode::InvalidVector,
                 StorageError::Invalid(_) => ErrorCode::BadRequest,
                 StorageError::Snapshot(_) => ErrorCode::SnapshotFailed,
-                StorageError::DiskFull(_) | StorageError::CloseDiskFull(_) => ErrorCode::DiskFull,
+                StorageError::DiskFull(_)
+                | StorageError::CloseDiskFull(_)
+                | StorageError::NoRoom(_) => ErrorCode::DiskFull,
                 StorageError::Busy(_) => ErrorCode::Busy,
                 StorageError::Sqlite(_)
                 | StorageError::Lmdb(_)

@@ -16,6 +16,7 @@ mod labels;
 mod lifecycle;
 mod load;
 mod locking;
+mod map_growth;
 mod memory;
 mod numbers;
 mod packaging;

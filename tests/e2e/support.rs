@@ -59,8 +59,8 @@ pub struct Start {
     pub notify: PathBuf,
     /// A listening socket handed over the way systemd's socket activation does.
     pub activation: Option<OwnedFd>,
-    /// `RLIMIT_NOFILE` (soft, hard) for the daemon.
-    pub nofile: Option<(u64, u64)>,
+    /// Resource limits for the daemon, as arguments of a shell's `ulimit`, set in order.
+    pub ulimits: Vec<String>,
 }
 
 impl Start {
@@ -74,14 +74,23 @@ impl Start {
             env: Vec::new(),
             notify: scratch.path(&format!("notify-{}", unique())),
             activation: None,
-            nofile: None,
+            ulimits: Vec::new(),
         }
     }
 
     /// Starts the daemon with `RLIMIT_NOFILE` set to `soft` and `hard` (as a shell's `ulimit`
     /// or systemd's `LimitNOFILE=soft:hard` would).
     pub fn nofile(mut self, soft: u64, hard: u64) -> Self {
-        self.nofile = Some((soft, hard));
+        // The soft limit first: a hard limit below the current soft one is refused.
+        self.ulimits.push(format!("-S -n {soft}"));
+        self.ulimits.push(format!("-H -n {hard}"));
+        self
+    }
+
+    /// Starts the daemon with `RLIMIT_AS` (the most virtual memory it may map) set to `bytes`,
+    /// as `ulimit -v` would.
+    pub fn address_space(mut self, bytes: u64) -> Self {
+        self.ulimits.push(format!("-v {}", bytes >> 10));
         self
     }
 
@@ -139,20 +148,20 @@ impl Start {
                 let fd = fd.try_clone().expect("duplicate the listening socket");
                 (shell, Stdio::from(fd))
             }
-            None => match self.nofile {
-                Some((soft, hard)) => {
-                    // The soft limit first: a hard limit below the current soft one is refused.
-                    let mut shell = Command::new("sh");
-                    shell
-                        .arg("-c")
-                        .arg(format!(
-                            r#"ulimit -S -n {soft} && ulimit -H -n {hard} && exec "$0" "$@""#
-                        ))
-                        .arg(CTXD);
-                    (shell, Stdio::null())
-                }
-                None => (Command::new(CTXD), Stdio::null()),
-            },
+            None if !self.ulimits.is_empty() => {
+                let limits: Vec<String> = self
+                    .ulimits
+                    .iter()
+                    .map(|l| format!("ulimit {l} && "))
+                    .collect();
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!(r#"{}exec "$0" "$@""#, limits.concat()))
+                    .arg(CTXD);
+                (shell, Stdio::null())
+            }
+            None => (Command::new(CTXD), Stdio::null()),
         };
         command.arg("serve");
         if self.data_flag {
@@ -170,6 +179,7 @@ impl Start {
             .env_remove("LISTEN_PID")
             .env_remove("STATE_DIRECTORY")
             .env_remove("RUNTIME_DIRECTORY")
+            .env_remove("CTXD_INITIAL_MAP_SIZE")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(stdin)
             .stdout(Stdio::null())

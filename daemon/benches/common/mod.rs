@@ -44,15 +44,20 @@ impl Daemon {
 
     /// [`Daemon::start`] with extra `ctxd serve` arguments.
     pub fn start_with(args: &[String]) -> Daemon {
+        Daemon::start_with_env(args, &[])
+    }
+
+    /// [`Daemon::start_with`] with extra environment variables.
+    pub fn start_with_env(args: &[String], env: &[(&str, String)]) -> Daemon {
         let dir = tempfile::tempdir().expect("cannot create a temporary directory");
-        Daemon::spawn_in(dir, args)
+        Daemon::spawn_in(dir, args, env)
     }
 
     /// Stops the daemon and starts a new one on the same data directory with `args`.
     pub fn restart_with(mut self, args: &[String]) -> Daemon {
         self.shutdown();
         let dir = self.dir.take().expect("the daemon owns its directory");
-        Daemon::spawn_in(dir, args)
+        Daemon::spawn_in(dir, args, &[])
     }
 
     /// Everything the daemon logged so far.
@@ -63,7 +68,7 @@ impl Daemon {
             .clone()
     }
 
-    fn spawn_in(dir: TempDir, args: &[String]) -> Daemon {
+    fn spawn_in(dir: TempDir, args: &[String], env: &[(&str, String)]) -> Daemon {
         let socket = dir.path().join("ctxd.sock");
         let notify_path = dir.path().join("notify.sock");
         // A restart binds again where the previous daemon's notify socket was.
@@ -85,6 +90,8 @@ impl Daemon {
             .env("NOTIFY_SOCKET", &notify_path)
             .env_remove("CTXD_SOCKET")
             .env_remove("RUST_LOG")
+            .env_remove("CTXD_INITIAL_MAP_SIZE")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

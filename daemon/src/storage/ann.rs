@@ -31,6 +31,8 @@
 //! `vectors/ann/data.mdb`.
 
 use super::StorageError;
+use super::map_size::{self, Growing, MaybeMapFull};
+use super::reader::ReadGate;
 use super::vectors;
 use arroy::distances::{Cosine, DotProduct, Euclidean, Manhattan};
 use ctxd_proto::Distance;
@@ -41,6 +43,10 @@ use roaring::RoaringBitmap;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What messages call this environment.
+const WHAT: &str = "the ANN index";
 
 /// The directory name, inside the main environment's directory.
 pub const DIR_NAME: &str = "ann";
@@ -93,6 +99,23 @@ pub enum AnnError {
     /// The environment did not close in time.
     #[error("the ANN index did not close within {0:?}")]
     CloseTimeout(std::time::Duration),
+}
+
+impl From<StorageError> for AnnError {
+    fn from(e: StorageError) -> AnnError {
+        AnnError::Main(Box::new(e))
+    }
+}
+
+impl MaybeMapFull for AnnError {
+    /// Only this environment's own `MDB_MAP_FULL`: the main store's failures while feeding a
+    /// build are [`AnnError::Main`], and growing this map would not help them.
+    fn is_map_full(&self) -> bool {
+        match self {
+            AnnError::Lmdb(e) | AnnError::Arroy(arroy::Error::Heed(e)) => e.is_map_full(),
+            _ => false,
+        }
+    }
 }
 
 impl From<AnnError> for StorageError {
@@ -222,6 +245,8 @@ pub fn remove(data_dir: &Path) -> Result<(), AnnError> {
 /// The open ANN environment, owned by the storage thread.
 pub struct AnnEnv {
     env: Env<WithoutTls>,
+    /// The gate every read of the environment passes (paused to grow the map).
+    gate: Arc<ReadGate>,
     arroy: ArroyDb,
     meta: Database<'static, Str, Bytes>,
     path: PathBuf,
@@ -250,8 +275,9 @@ pub type Feed<'a> = dyn FnMut(u32, Option<&[f32]>) -> Result<(), AnnError> + 'a;
 
 impl AnnEnv {
     /// Opens (creating if needed) the ANN environment of `data_dir`. Unless `trusted` (the
-    /// clean-close marker matched), whatever is there is deleted first, unopened.
-    pub fn open(data_dir: &Path, trusted: bool) -> Result<AnnEnv, AnnError> {
+    /// clean-close marker matched), whatever is there is deleted first, unopened. Every read
+    /// of it must pass `gate`; its map starts at `map_size::initial` and grows as builds need.
+    pub fn open(data_dir: &Path, trusted: bool, gate: Arc<ReadGate>) -> Result<AnnEnv, AnnError> {
         let path = dir(data_dir);
         if !trusted {
             remove(data_dir)?;
@@ -259,7 +285,7 @@ impl AnnEnv {
         std::fs::create_dir_all(&path).map_err(io("cannot create", &path))?;
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options
-            .map_size(vectors::MAP_SIZE)
+            .map_size(map_size::initial())
             .max_dbs(4)
             .max_readers(vectors::MAX_READERS);
         // SAFETY (heed's `flags` and `open` contracts): NO_SYNC only drops the fsync of each
@@ -271,20 +297,44 @@ impl AnnEnv {
             options.flags(EnvFlags::NO_SYNC);
             options.open(&path)
         }?;
-        let wtxn = env.write_txn()?;
-        let (arroy, meta) = env
-            .create_databases_and_commit(wtxn, |opener, wtxn| {
-                let arroy = opener.create_database(wtxn, Some("arroy"))?;
-                let meta = opener.create_database::<Str, Bytes>(wtxn, Some("meta"))?;
-                Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((arroy, meta)))
-            })?
-            .unwrap_commit();
+        let (arroy, meta) = Growing {
+            env: &env,
+            gate: &gate,
+            what: WHAT,
+        }
+        .write(vectors::FIXED_GROWTH as usize, || {
+            let wtxn = env.write_txn()?;
+            Ok::<_, AnnError>(
+                env.create_databases_and_commit(wtxn, |opener, wtxn| {
+                    let arroy = opener.create_database(wtxn, Some("arroy"))?;
+                    let meta = opener.create_database::<Str, Bytes>(wtxn, Some("meta"))?;
+                    Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((arroy, meta)))
+                })?
+                .unwrap_commit(),
+            )
+        })?;
         Ok(AnnEnv {
             env,
+            gate,
             arroy,
             meta,
             path,
         })
+    }
+
+    /// The environment as [`map_size`] grows it.
+    fn growing(&self) -> Growing<'_> {
+        Growing {
+            env: &self.env,
+            gate: &self.gate,
+            what: WHAT,
+        }
+    }
+
+    /// The gate every read of this environment (and of the main one) passes: the builder
+    /// counts its reads of the main store with it.
+    pub fn gate(&self) -> &ReadGate {
+        &self.gate
     }
 
     /// A handle for searches and the builder.
@@ -314,20 +364,27 @@ impl AnnEnv {
     /// Replaces every record by `records` and syncs the environment to disk: the last step
     /// before the clean-close marker.
     pub fn save(&self, records: &[(u16, Record)]) -> Result<(), AnnError> {
-        let mut wtxn = self.env.write_txn()?;
-        let old: Vec<String> = self
-            .meta
-            .prefix_iter(&wtxn, "collection/")?
-            .map(|entry| entry.map(|(key, _)| key.to_owned()))
-            .collect::<Result<_, _>>()?;
-        for key in old {
-            self.meta.delete(&mut wtxn, &key)?;
-        }
-        for (id, record) in records {
-            self.meta
-                .put(&mut wtxn, &record_key(*id), &record.encode())?;
-        }
-        wtxn.commit()?;
+        let needed: u64 = records
+            .iter()
+            .map(|(_, record)| record.pending.serialized_size() as u64 * 2)
+            .sum();
+        self.growing()
+            .write((vectors::FIXED_GROWTH + needed) as usize, || {
+                let mut wtxn = self.env.write_txn()?;
+                let old: Vec<String> = self
+                    .meta
+                    .prefix_iter(&wtxn, "collection/")?
+                    .map(|entry| entry.map(|(key, _)| key.to_owned()))
+                    .collect::<Result<_, _>>()?;
+                for key in old {
+                    self.meta.delete(&mut wtxn, &key)?;
+                }
+                for (id, record) in records {
+                    self.meta
+                        .put(&mut wtxn, &record_key(*id), &record.encode())?;
+                }
+                Ok::<_, AnnError>(wtxn.commit()?)
+            })?;
         self.env.force_sync()?;
         Ok(())
     }
@@ -337,14 +394,15 @@ impl AnnEnv {
         if collections.is_empty() {
             return Ok(());
         }
-        let mut wtxn = self.env.write_txn()?;
-        for &id in collections {
-            // Clearing ignores the distance: it deletes the index's key range.
-            arroy::Writer::<Cosine>::new(self.arroy, id, 1).clear(&mut wtxn)?;
-            self.meta.delete(&mut wtxn, &record_key(id))?;
-        }
-        wtxn.commit()?;
-        Ok(())
+        self.growing().write(vectors::FIXED_GROWTH as usize, || {
+            let mut wtxn = self.env.write_txn()?;
+            for &id in collections {
+                // Clearing ignores the distance: it deletes the index's key range.
+                arroy::Writer::<Cosine>::new(self.arroy, id, 1).clear(&mut wtxn)?;
+                self.meta.delete(&mut wtxn, &record_key(id))?;
+            }
+            Ok(wtxn.commit()?)
+        })
     }
 
     /// The arroy indexes present (a collection id each), found by seeking from index to index.
@@ -378,27 +436,39 @@ impl AnnEnv {
     /// `feed` is called once with a sink for the changes. The build runs on `pool` and stops
     /// at arroy's next checkpoint once `cancel` returns true; nothing is committed then.
     /// Returns the number of items in the built index.
+    ///
+    /// `changes` (about how many the feed gives) sizes the room made in the map first: an
+    /// item, and its share of the trees and of the pages copied, per change. A build that
+    /// still meets `MDB_MAP_FULL` is aborted whole, and after the map has grown it is run
+    /// again from the feed (`feed` is called once per attempt).
     pub fn build(
         &self,
         index: Index,
         full: bool,
+        changes: u64,
         feed: &mut dyn FnMut(&mut Feed<'_>) -> Result<(), AnnError>,
         cancel: &(dyn Fn() -> bool + Sync + Send),
         pool: &rayon::ThreadPool,
     ) -> Result<u64, AnnError> {
-        let mut wtxn = self.env.write_txn()?;
-        let items = with_distance!(index.distance, D => build_typed::<D>(
-            &mut wtxn,
-            self.arroy.remap_data_type(),
-            index.collection,
-            index.dimension,
-            full,
-            feed,
-            cancel,
-            pool,
-        ))?;
-        wtxn.commit()?;
-        Ok(items)
+        let needed = changes
+            .saturating_mul(2 * vectors::put_growth(index.dimension))
+            .saturating_add(vectors::FIXED_GROWTH);
+        self.growing()
+            .write(usize::try_from(needed).unwrap_or(usize::MAX), || {
+                let mut wtxn = self.env.write_txn()?;
+                let items = with_distance!(index.distance, D => build_typed::<D>(
+                    &mut wtxn,
+                    self.arroy.remap_data_type(),
+                    index.collection,
+                    index.dimension,
+                    full,
+                    feed,
+                    cancel,
+                    pool,
+                ))?;
+                wtxn.commit()?;
+                Ok(items)
+            })
     }
 
     /// Closes the environment, waits until LMDB has unmapped it, and removes its reader table.
@@ -550,7 +620,7 @@ mod tests {
     #[test]
     fn build_search_cancel() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let env = AnnEnv::open(dir.path(), false).expect("open");
+        let env = AnnEnv::open(dir.path(), false, Default::default()).expect("open");
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
@@ -570,7 +640,7 @@ mod tests {
             Ok(())
         };
         let items = env
-            .build(index, true, &mut feed_all, &|| false, &pool)
+            .build(index, true, 100, &mut feed_all, &|| false, &pool)
             .expect("build");
         assert_eq!(items, 500);
         let reader = env.reader();
@@ -594,7 +664,7 @@ mod tests {
 
         // A cancelled build leaves the committed index as it was.
         let mut delete = |sink: &mut Feed<'_>| sink(42, None);
-        let cancelled = env.build(index, false, &mut delete, &|| true, &pool);
+        let cancelled = env.build(index, false, 1, &mut delete, &|| true, &pool);
         assert!(matches!(cancelled, Err(AnnError::Cancelled)));
         let (_, items) = reader
             .built_items(7, Distance::Euclidean)

@@ -13,6 +13,10 @@
 //! at most half of one core goes to building under a steady write load, and the batches grow
 //! with the build time by themselves.
 //!
+//! Growing: the feed's read of the main environment is counted at the read gate (the storage
+//! thread may be growing that map), and a build that meets `MDB_MAP_FULL` in this one grows it
+//! and runs again (`AnnEnv::build`, `storage::map_size`).
+//!
 //! Cancelling: close, release and shutdown set the tier's stop flag; arroy checks it at every
 //! tree node, the feed every [`CANCEL_EVERY`] vectors. A cancelled build commits nothing, so
 //! its changes simply stay pending (and are saved as pending at the clean close).
@@ -184,9 +188,22 @@ fn build(
         let keys: Option<RoaringBitmap> = (s.built).then(|| s.pending().clone());
         (s.dimension(), s.distance(), !s.built, keys)
     };
+    // About how many changes the feed gives, to size the map before the build.
+    let expected = match &keys {
+        Some(keys) => keys.len(),
+        None => side
+            .catalog()
+            .iter()
+            .find(|c| c.id == id)
+            .map_or(0, |c| c.count),
+    };
     let mut changes = 0u64;
     let mut feed = |sink: &mut Feed<'_>| -> Result<(), AnnError> {
+        // Once per attempt: a build that had to grow its map is fed again.
+        changes = 0;
         let main = |e| AnnError::Main(Box::new(e));
+        // Counted at the gate, so the main map is not resized under this transaction.
+        let _reading = env.gate().reading();
         let rtxn = side.vectors.read_txn().map_err(main)?;
         let mut failed = None;
         match &keys {
@@ -224,7 +241,7 @@ fn build(
         dimension,
         distance,
     };
-    let items = env.build(index, first, &mut feed, &stop, pool)?;
+    let items = env.build(index, first, expected, &mut feed, &stop, pool)?;
     // Committed: the changes up to `generation` are in the index now.
     state
         .write()

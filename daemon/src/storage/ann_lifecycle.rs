@@ -8,7 +8,7 @@ use super::ann::{self, AnnEnv, Record};
 use super::ann_builder::Builder;
 use super::ann_state::{AnnCollection, AnnSide};
 use super::catalog::Catalog;
-use super::reader::ReadSide;
+use super::reader::{ReadGate, ReadSide};
 use super::vectors::VectorStore;
 use std::collections::HashMap;
 use std::path::Path;
@@ -34,6 +34,7 @@ pub(super) fn open_ann(
     catalog: &Catalog,
     generation: u64,
     tier: &AnnSide,
+    gate: &Arc<ReadGate>,
 ) -> Result<Option<AnnEnv>, StorageError> {
     let marker = vectors.take_ann_clean()?;
     let reader = vectors.reader();
@@ -54,7 +55,7 @@ pub(super) fn open_ann(
         return Ok(None);
     }
     let trusted = marker == Some(generation) && ann::dir(data_dir).exists();
-    let env = AnnEnv::open(data_dir, trusted)?;
+    let env = AnnEnv::open(data_dir, trusted, Arc::clone(gate))?;
     let records = if trusted {
         env.records()?
     } else {
@@ -142,12 +143,17 @@ pub(super) fn save_ann(env: &AnnEnv, side: &ReadSide) -> Result<(), StorageError
 }
 
 /// Opens the ANN environment once a collection has entered the tier at runtime.
-pub(super) fn ensure(ann: &mut Option<AnnRuntime>, side: &Arc<ReadSide>, data_dir: &Path) {
+pub(super) fn ensure(
+    ann: &mut Option<AnnRuntime>,
+    side: &Arc<ReadSide>,
+    data_dir: &Path,
+    gate: &Arc<ReadGate>,
+) {
     if ann.is_some() || side.ann.is_empty() {
         return;
     }
     // Nothing was in the tier at open, so whatever is on disk is stale: start empty.
-    let started = AnnEnv::open(data_dir, false)
+    let started = AnnEnv::open(data_dir, false, Arc::clone(gate))
         .map_err(StorageError::from)
         .and_then(|env| start_ann(side, env));
     match started {

@@ -196,7 +196,7 @@ pub fn check_offline(data_dir: &Path) -> Result<CheckResult, StorageError> {
     }
     manifest::load_or_create(data_dir, false)?;
     let text = TextStore::open(data_dir)?;
-    let vectors = VectorStore::open(data_dir)?;
+    let vectors = VectorStore::open(data_dir, Default::default())?;
     let result = run(text.conn(), &vectors);
     let closed = text.close().and(vectors.close());
     let result = result?;

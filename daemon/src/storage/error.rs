@@ -1,5 +1,6 @@
 //! Storage failures.
 
+use super::map_size::MaybeMapFull;
 use std::path::PathBuf;
 
 /// Why a storage operation failed.
@@ -96,6 +97,13 @@ pub enum StorageError {
          kept and applied when the store is next opened: nothing acknowledged is lost"
     )]
     CloseDiskFull(String),
+    /// An LMDB map cannot grow any more (its ceiling, or a process out of address space; see
+    /// `storage::map_size`): answered like a full disk, and likewise nothing was written.
+    #[error(
+        "the store's memory map cannot grow ({0}): nothing of this request was written and \
+         every acknowledged write is safe; reads go on"
+    )]
+    NoRoom(String),
     /// A write group failed before anything of it was committed (for a reason other than a
     /// full disk): nothing of it was written.
     #[error("the write was not made: {0}")]
@@ -118,7 +126,7 @@ impl StorageError {
     /// saying so from LMDB or the file system.
     pub fn is_disk_full(&self) -> bool {
         match self {
-            StorageError::DiskFull(_) => true,
+            StorageError::DiskFull(_) | StorageError::NoRoom(_) => true,
             StorageError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
                 e.code == rusqlite::ErrorCode::DiskFull
             }
@@ -132,7 +140,9 @@ impl StorageError {
     /// This error as [`StorageError::DiskFull`] when it is one (for failures where nothing was
     /// written), else as it is.
     pub fn classified(self) -> StorageError {
-        if self.is_disk_full() && !matches!(self, StorageError::DiskFull(_)) {
+        if self.is_disk_full()
+            && !matches!(self, StorageError::DiskFull(_) | StorageError::NoRoom(_))
+        {
             StorageError::DiskFull(self.to_string())
         } else {
             self
@@ -158,4 +168,10 @@ pub(crate) fn is_disk_full_io(error: &std::io::Error) -> bool {
         error.kind(),
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
     )
+}
+
+impl MaybeMapFull for StorageError {
+    fn is_map_full(&self) -> bool {
+        matches!(self, StorageError::Lmdb(e) if e.is_map_full())
+    }
 }

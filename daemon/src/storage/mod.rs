@@ -31,6 +31,7 @@ mod headroom;
 mod journal_codec;
 pub mod layout;
 pub mod manifest;
+mod map_size;
 mod owner;
 mod read;
 pub mod read_pool;

@@ -47,6 +47,9 @@ pub(super) struct Storage {
     pub(super) side: Arc<ReadSide>,
     /// The ANN environment and its builder, while some collection is in the tier.
     ann: Option<AnnRuntime>,
+    /// The gate every read of the environments passes: lent to searches, paused to grow a map,
+    /// shut at close.
+    gate: Arc<ReadGate>,
     data_dir: PathBuf,
     /// Set when a group committed in SQLite but not in LMDB: the next write first replays the
     /// journal into LMDB (`writer::catch_up`).
@@ -64,8 +67,13 @@ pub(super) struct Storage {
 type Parked = (u64, HashMap<u16, SharedVectorSet>);
 
 impl Storage {
-    pub(super) fn open(data_dir: &Path, options: StoreOptions) -> Result<Storage, StorageError> {
-        Storage::open_reusing(data_dir, None, options)
+    /// Opens the store; every read of it will pass `gate`, which the caller opens.
+    pub(super) fn open(
+        data_dir: &Path,
+        options: StoreOptions,
+        gate: Arc<ReadGate>,
+    ) -> Result<Storage, StorageError> {
+        Storage::open_reusing(data_dir, None, options, gate)
     }
 
     /// Opens the store; `parked` vector sets are reused if they reflect the generation found.
@@ -73,15 +81,17 @@ impl Storage {
         data_dir: &Path,
         parked: Option<Parked>,
         options: StoreOptions,
+        gate: Arc<ReadGate>,
     ) -> Result<Storage, StorageError> {
         let fresh = layout::is_fresh(data_dir)?;
         manifest::load_or_create(data_dir, fresh)?;
         let text = TextStore::open(data_dir)?;
-        let vectors = VectorStore::open(data_dir)?;
+        let vectors = VectorStore::open(data_dir, Arc::clone(&gate))?;
         let generation = replay::replay(&text, &vectors)?;
         let catalog = Catalog::load(text.conn())?;
         let ann_side = AnnSide::new(options.ann_threshold);
-        let ann_env = ann_lifecycle::open_ann(data_dir, &vectors, &catalog, generation, &ann_side)?;
+        let ann_env =
+            ann_lifecycle::open_ann(data_dir, &vectors, &catalog, generation, &ann_side, &gate)?;
         let mut sets = match parked {
             Some((parked_generation, sets)) if parked_generation == generation => sets,
             _ => HashMap::new(),
@@ -125,6 +135,7 @@ impl Storage {
             vectors,
             side,
             ann,
+            gate,
             data_dir: data_dir.to_owned(),
             vectors_behind: false,
             headroom: Headroom::new(data_dir.join(vectors::DATA_FILE)),
@@ -137,12 +148,13 @@ impl Storage {
     /// reads, then closes SQLite first (checkpoint, close), the ANN environment (saving what
     /// is pending) and LMDB last; all are attempted even if one fails, and the first error is
     /// returned.
-    pub(super) fn close(self, gate: &ReadGate) -> Result<(), StorageError> {
+    pub(super) fn close(self) -> Result<(), StorageError> {
         let Storage {
             text,
             vectors,
             side,
             ann,
+            gate,
             ..
         } = self;
         let ann = ann.map(|runtime| {
@@ -188,8 +200,9 @@ impl Storage {
     ///
     /// First the stores must agree: after a group whose LMDB commit failed, the journal is
     /// replayed into LMDB before anything new is written (and while that fails, each new group
-    /// is refused, with nothing written). Then the disk space the group may need in LMDB is
-    /// reserved, so that a full disk stops the group before SQLite commits it.
+    /// is refused, with nothing written). Then the room the group may need in LMDB is made —
+    /// the map grown if it would not fit (`map_size`), disk space reserved (`headroom`) — so
+    /// that neither can stop the group after SQLite committed it.
     fn write_group(&mut self, group: Vec<(WriteOp, Reply<Written>)>) {
         let (ops, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         let refuse = |replies: Vec<Reply<Written>>, error: &StorageError| {
@@ -204,7 +217,12 @@ impl Storage {
             }
             self.vectors_behind = false;
         }
-        if let Err(e) = self.headroom.reserve(writer::vector_growth_bound(&ops)) {
+        let bound = writer::vector_growth_bound(&ops);
+        if let Err(e) = self
+            .vectors
+            .make_room(bound)
+            .and_then(|()| self.headroom.reserve(bound))
+        {
             tracing::warn!("a write group was refused: {e}");
             return refuse(replies, &e);
         }
@@ -219,7 +237,7 @@ impl Storage {
                 for (result, reply) in results.into_iter().zip(replies) {
                     let _ = reply.send(result);
                 }
-                ann_lifecycle::ensure(&mut self.ann, &self.side, &self.data_dir);
+                ann_lifecycle::ensure(&mut self.ann, &self.side, &self.data_dir, &self.gate);
             }
             Err(GroupFailure::NotWritten(e)) => {
                 tracing::error!("write failed, nothing of it was written: {e}");
@@ -245,6 +263,7 @@ fn refusal(error: &StorageError) -> StorageError {
     if error.is_disk_full() {
         match error {
             StorageError::DiskFull(what) => StorageError::DiskFull(what.clone()),
+            StorageError::NoRoom(what) => StorageError::NoRoom(what.clone()),
             other => StorageError::DiskFull(other.to_string()),
         }
     } else {
@@ -281,7 +300,7 @@ pub(super) fn run(
     mut storage: Option<Storage>,
     data_dir: &Path,
     options: StoreOptions,
-    gate: &ReadGate,
+    gate: &Arc<ReadGate>,
     mut inbox: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut next = None;
@@ -325,7 +344,7 @@ pub(super) fn run(
                         .unwrap_or_else(|e| e.into_inner())
                         .clone();
                     parked = Some((s.side.generation(), sets));
-                    s.close(gate)
+                    s.close()
                 });
                 match &result {
                     Ok(()) => tracing::info!("storage closed"),
@@ -361,22 +380,23 @@ pub(super) fn run(
                 parked = None;
                 let result = match storage {
                     Some(_) => Ok(()),
-                    None => Storage::open_reusing(data_dir, reuse, options).and_then(|opened| {
-                        if verify {
-                            let report = check::run(opened.text.conn(), &opened.vectors)?;
-                            if !report.passed {
-                                let problems = check::problems(&report).join("; ");
-                                let _ = opened.close(&ReadGate::default());
-                                return Err(StorageError::Corrupt(format!(
-                                    "the files changed while released and fail verification: \
+                    None => Storage::open_reusing(data_dir, reuse, options, Arc::clone(gate))
+                        .and_then(|opened| {
+                            if verify {
+                                let report = check::run(opened.text.conn(), &opened.vectors)?;
+                                if !report.passed {
+                                    let problems = check::problems(&report).join("; ");
+                                    let _ = opened.close();
+                                    return Err(StorageError::Corrupt(format!(
+                                        "the files changed while released and fail verification: \
                                      {problems}"
-                                )));
+                                    )));
+                                }
                             }
-                        }
-                        gate.open(Arc::clone(&opened.side));
-                        storage = Some(opened);
-                        Ok(())
-                    }),
+                            gate.open(Arc::clone(&opened.side));
+                            storage = Some(opened);
+                            Ok(())
+                        }),
                 };
                 if let Err(e) = &result {
                     tracing::error!("reopening storage failed: {e}");
@@ -387,7 +407,7 @@ pub(super) fn run(
     }
     if let Some(storage) = storage.take() {
         tracing::warn!("storage handle dropped while open; closing now");
-        if let Err(e) = storage.close(gate) {
+        if let Err(e) = storage.close() {
             tracing::error!("closing storage failed: {e}");
         }
     }
@@ -426,7 +446,7 @@ mod tests {
             read_threads: 1,
             ..StoreOptions::default()
         };
-        let mut storage = Storage::open(dir.path(), options).expect("open");
+        let mut storage = Storage::open(dir.path(), options, Arc::default()).expect("open");
         let create = WriteOp::CreateCollection(CreateCollection {
             name: "c".into(),
             dimension: 2,
@@ -456,6 +476,6 @@ mod tests {
         assert_eq!(storage.side.catalog().require("c").expect("c").count, 3);
         let report = check::run(storage.text.conn(), &storage.vectors).expect("check");
         assert!(report.passed, "{report:?}");
-        storage.close(&ReadGate::default()).expect("close");
+        storage.close().expect("close");
     }
 }

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use tokio::sync::Notify;
 
 /// A collection's in-memory vectors, shared by searches (read lock) and the writer.
 pub type SharedVectorSet = Arc<RwLock<VectorSet>>;
@@ -219,16 +220,31 @@ impl Drop for Pooled<'_> {
 }
 
 /// Hands out the [`ReadSide`] while the store is open.
+///
+/// Besides opening and closing, the gate can be *paused* (`map_size` does, to resize an LMDB
+/// map): no transaction may be open on a map while it is resized, so a pause waits for every
+/// read in progress to end and makes new reads wait, not fail, until it is over. Every read of
+/// an LMDB environment therefore goes through the gate: searches and snapshots borrow the read
+/// side ([`ReadGate::enter`]); the ANN builder, which reads the environments it was started
+/// with, counts its reads with [`ReadGate::reading`].
 #[derive(Default)]
 pub struct ReadGate {
     state: Mutex<GateState>,
+    /// Signalled when the last read in progress ends.
     idle: Condvar,
+    /// Signalled when a pause ends, for threads that wait for it.
+    resumed: Condvar,
+    /// Notified when a pause ends, for tasks that wait for it.
+    unpaused: Notify,
 }
 
 #[derive(Default)]
 struct GateState {
     side: Option<Arc<ReadSide>>,
+    /// Reads in progress: leases lent and [`Reading`]s.
     active: usize,
+    /// Whether a pause is in progress (or waiting for the reads to end). Pauses are exclusive.
+    paused: bool,
 }
 
 /// A lent read: the side stays valid until this is dropped.
@@ -247,24 +263,91 @@ impl std::ops::Deref for ReadLease {
 
 impl Drop for ReadLease {
     fn drop(&mut self) {
-        let mut state = lock(&self.gate.state);
-        state.active -= 1;
-        if state.active == 0 {
-            self.gate.idle.notify_all();
-        }
+        self.gate.leave();
     }
 }
 
+/// A read in progress outside the lent side ([`ReadGate::reading`]).
+pub struct Reading<'a> {
+    gate: &'a ReadGate,
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.gate.leave();
+    }
+}
+
+/// Why a read could not enter at once.
+enum Refused {
+    Closed,
+    Paused,
+}
+
 impl ReadGate {
-    /// Borrows the read side; `Closed` while the store is closed.
-    pub fn enter(self: &Arc<Self>) -> Result<ReadLease, StorageError> {
+    /// Borrows the read side, waiting while the gate is paused; `Closed` while the store is
+    /// closed.
+    pub async fn enter(self: &Arc<Self>) -> Result<ReadLease, StorageError> {
+        loop {
+            // Registered before looking, so a pause that ends in between still wakes us.
+            let unpaused = self.unpaused.notified();
+            tokio::pin!(unpaused);
+            unpaused.as_mut().enable();
+            match self.try_enter() {
+                Ok(lease) => return Ok(lease),
+                Err(Refused::Closed) => return Err(StorageError::Closed),
+                Err(Refused::Paused) => unpaused.await,
+            }
+        }
+    }
+
+    fn try_enter(self: &Arc<Self>) -> Result<ReadLease, Refused> {
         let mut state = lock(&self.state);
-        let side = state.side.clone().ok_or(StorageError::Closed)?;
+        let side = state.side.clone().ok_or(Refused::Closed)?;
+        if state.paused {
+            return Err(Refused::Paused);
+        }
         state.active += 1;
         Ok(ReadLease {
             gate: Arc::clone(self),
             side,
         })
+    }
+
+    /// Counts a read that does not borrow the side (the ANN builder reading an environment it
+    /// holds), blocking while the gate is paused; the read lasts as long as the guard. Works
+    /// whether or not the gate is open: the builder starts before the gate opens and is
+    /// stopped before it closes.
+    pub fn reading(&self) -> Reading<'_> {
+        let mut state = lock(&self.state);
+        while state.paused {
+            state = self.resumed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        state.active += 1;
+        Reading { gate: self }
+    }
+
+    fn leave(&self) {
+        let mut state = lock(&self.state);
+        state.active -= 1;
+        if state.active == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Pauses the gate: waits for another pause to end, then until no read is in progress;
+    /// no read starts until the returned guard is dropped. The caller must hold no lease and
+    /// no [`Reading`] itself (it would wait for itself).
+    pub fn pause(&self) -> Pause<'_> {
+        let mut state = lock(&self.state);
+        while state.paused {
+            state = self.resumed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        state.paused = true;
+        while state.active > 0 {
+            state = self.idle.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        Pause { gate: self }
     }
 
     /// Opens the gate.
@@ -280,10 +363,86 @@ impl ReadGate {
         while state.active > 0 {
             state = self.idle.wait(state).unwrap_or_else(|e| e.into_inner());
         }
+        drop(state);
+        // Reads waiting for a pause to end see the gate closed and give up.
+        self.unpaused.notify_waiters();
         side
+    }
+}
+
+/// A pause of the gate: no read is in progress and none starts until it is dropped.
+pub struct Pause<'a> {
+    gate: &'a ReadGate,
+}
+
+impl Drop for Pause<'_> {
+    fn drop(&mut self) {
+        lock(&self.gate.state).paused = false;
+        self.gate.resumed.notify_all();
+        self.gate.unpaused.notify_waiters();
     }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Long enough for a wrong gate to show itself; a right one never returns in it.
+    const LOOK: Duration = Duration::from_millis(200);
+
+    #[test]
+    fn a_pause_waits_for_reads_in_progress_and_holds_new_ones_back() {
+        let gate = &ReadGate::default();
+        let (paused_tx, paused) = mpsc::channel();
+        let (end_tx, end) = mpsc::channel::<()>();
+        let (entered_tx, entered) = mpsc::channel();
+        std::thread::scope(|s| {
+            let first = gate.reading();
+            s.spawn(move || {
+                let pause = gate.pause();
+                paused_tx.send(()).expect("send");
+                end.recv().expect("told to end");
+                drop(pause);
+            });
+            assert!(
+                paused.recv_timeout(LOOK).is_err(),
+                "the pause began while a read was in progress"
+            );
+            drop(first);
+            paused.recv().expect("the pause begins once the read ends");
+
+            s.spawn(move || {
+                let _second = gate.reading();
+                entered_tx.send(()).expect("send");
+            });
+            assert!(
+                entered.recv_timeout(LOOK).is_err(),
+                "a read began during the pause"
+            );
+            end_tx.send(()).expect("send");
+            entered.recv().expect("the read begins once the pause ends");
+        });
+    }
+
+    #[test]
+    fn pauses_take_turns() {
+        let gate = &ReadGate::default();
+        let (second_tx, second) = mpsc::channel();
+        std::thread::scope(|s| {
+            let first = gate.pause();
+            s.spawn(move || {
+                let _pause = gate.pause();
+                second_tx.send(()).expect("send");
+            });
+            assert!(second.recv_timeout(LOOK).is_err(), "two pauses at once");
+            drop(first);
+            second.recv().expect("the second pause follows the first");
+        });
+    }
 }

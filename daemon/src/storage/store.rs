@@ -52,14 +52,16 @@ impl Store {
         let thread_gate = Arc::clone(&gate);
         thread::Builder::new()
             .name("ctxd-storage".to_owned())
-            .spawn(move || match owner::Storage::open(&data_dir, options) {
-                Ok(storage) => {
-                    thread_gate.open(Arc::clone(&storage.side));
-                    let _ = opened_tx.send(Ok(()));
-                    owner::run(Some(storage), &data_dir, options, &thread_gate, inbox);
-                }
-                Err(e) => {
-                    let _ = opened_tx.send(Err(e));
+            .spawn(move || {
+                match owner::Storage::open(&data_dir, options, Arc::clone(&thread_gate)) {
+                    Ok(storage) => {
+                        thread_gate.open(Arc::clone(&storage.side));
+                        let _ = opened_tx.send(Ok(()));
+                        owner::run(Some(storage), &data_dir, options, &thread_gate, inbox);
+                    }
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                    }
                 }
             })
             .map_err(StorageError::io("cannot start the storage thread", "."))?;
@@ -74,7 +76,7 @@ impl Store {
 
     /// The counts `status` reports; [`StorageError::Closed`] while closed.
     pub async fn stats(&self) -> Result<Stats, StorageError> {
-        let side = self.gate.enter()?;
+        let side = self.gate.enter().await?;
         let catalog = side.catalog();
         Ok(Stats {
             generation: side.generation(),
@@ -178,8 +180,8 @@ impl Store {
     }
 
     /// Borrows the read side (`Closed` while closed); closing waits until it is returned.
-    pub(super) fn enter_read(&self) -> Result<ReadLease, StorageError> {
-        self.gate.enter()
+    pub(super) async fn enter_read(&self) -> Result<ReadLease, StorageError> {
+        self.gate.enter().await
     }
 
     /// Keeps the redo journal's rows newer than the current generation until the hold is
@@ -218,7 +220,7 @@ impl Store {
         &self,
         f: impl FnOnce(&ReadLease) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
-        let lease = self.gate.enter()?;
+        let lease = self.gate.enter().await?;
         self.reads.run(move || f(&lease)).await
     }
 

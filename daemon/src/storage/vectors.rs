@@ -7,18 +7,24 @@
 //! can never be ahead of SQLite, and a crash between the two commits is repaired by replaying
 //! the journal at the next open (see `storage::writer`).
 //!
+//! The map starts large and grows when a write needs more (`storage::map_size`); the read
+//! gate the store was opened with is paused while it does.
+//!
 //! The environment is opened by the storage thread only and closed with heed's
 //! `prepare_for_closing().wait()`, which returns once LMDB has really closed the files and
 //! unmapped them. Database handles are reopened after every environment open (handles from a
 //! previous open panic when used).
 
 use super::StorageError;
+use super::map_size::{self, Growing};
+use super::reader::ReadGate;
 use heed::byteorder::BigEndian;
 use heed::types::{Bytes, Str, U64};
 use heed::{
     CommitOrAbort, CompactionOption, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls,
 };
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The directory name inside the data directory.
@@ -30,13 +36,8 @@ pub const DATA_FILE: &str = "vectors/data.mdb";
 /// LMDB's reader table, relative to the data directory (never part of a copy).
 pub const LOCK_FILE: &str = "vectors/lock.mdb";
 
-/// The LMDB map size: the most the environment may grow to. On Unix the file grows only as
-/// data is written, so a large map costs address space, not disk.
-#[cfg(unix)]
-pub(crate) const MAP_SIZE: usize = 1 << 40;
-/// On Windows LMDB grows `data.mdb` to the whole map size at open, so start smaller.
-#[cfg(windows)]
-pub(crate) const MAP_SIZE: usize = 1 << 30;
+/// What messages call this environment.
+const WHAT: &str = "the vector store";
 
 /// Named databases inside the environment: `vectors`, `meta`, and room for the ANN indexes.
 const MAX_DBS: u32 = 16;
@@ -75,6 +76,43 @@ pub fn decode_vector(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+/// LMDB's node header and our 6-byte key, rounded up.
+const NODE_GROWTH: u64 = 64;
+
+/// What deleting one vector by id can add to the file at most: half a 4 KiB leaf (the copy of
+/// the leaf it leaves; two 384-dimensional vectors share one).
+pub const DELETE_GROWTH: u64 = 2048;
+
+/// What one transaction adds besides its entries: branch and meta pages and LMDB's free list,
+/// 64 pages.
+pub const FIXED_GROWTH: u64 = 64 * 4096;
+
+/// What putting a vector of `values` values can add to the file at most.
+///
+/// LMDB never overwrites a page a reader may see: a transaction writes every page it changes
+/// anew, and the pages it replaces are reused only by later transactions. So a put costs at
+/// most its vector plus the node that holds it, written once as a new leaf or overflow page and
+/// once more when its leaf splits (twice both), with the branch pages above amortised over the
+/// transaction ([`FIXED_GROWTH`]).
+pub fn put_growth(values: usize) -> u64 {
+    2 * (4 * values as u64 + NODE_GROWTH)
+}
+
+/// What committing `changes` can add to the file at most (for growing the map before it, and
+/// for the disk space reserved ahead: `storage::headroom`). Clearing a collection adds no
+/// estimate of its own: it shrinks what is stored, and the fixed part covers its copies.
+pub fn growth_bound(changes: &[VectorChange]) -> u64 {
+    let entries: u64 = changes
+        .iter()
+        .map(|change| match change {
+            VectorChange::Put { vector, .. } => put_growth(vector.len()),
+            VectorChange::Delete { .. } => DELETE_GROWTH,
+            VectorChange::Clear { .. } => 0,
+        })
+        .sum();
+    FIXED_GROWTH + entries
+}
+
 /// One change to the vector store, in commit order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VectorChange {
@@ -104,6 +142,8 @@ pub enum VectorChange {
 /// The open LMDB environment and its databases.
 pub struct VectorStore {
     env: Env<WithoutTls>,
+    /// The gate every read of the environment passes (paused to grow the map).
+    gate: Arc<ReadGate>,
     vectors: Database<'static, Bytes, Bytes>,
     meta: Database<'static, Str, U64<BigEndian>>,
     /// Tests make the next commit fail as on a full disk.
@@ -119,13 +159,24 @@ pub struct VectorReader {
 }
 
 impl VectorStore {
-    /// Opens (creating if needed) the environment in `data_dir/vectors`.
-    pub fn open(data_dir: &Path) -> Result<VectorStore, StorageError> {
+    /// Opens (creating if needed) the environment in `data_dir/vectors`, its map at the
+    /// initial size (`map_size::initial`); every read of it must pass `gate`.
+    pub fn open(data_dir: &Path, gate: Arc<ReadGate>) -> Result<VectorStore, StorageError> {
+        VectorStore::open_sized(data_dir, gate, map_size::initial())
+    }
+
+    /// [`VectorStore::open`] with a map of `map_size` bytes (LMDB makes it at least what the
+    /// file already holds).
+    fn open_sized(
+        data_dir: &Path,
+        gate: Arc<ReadGate>,
+        map_size: usize,
+    ) -> Result<VectorStore, StorageError> {
         let path = data_dir.join(DIR_NAME);
         std::fs::create_dir_all(&path).map_err(StorageError::io("cannot create", &path))?;
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options
-            .map_size(MAP_SIZE)
+            .map_size(map_size)
             .max_dbs(MAX_DBS)
             .max_readers(MAX_READERS);
         // SAFETY (heed's `open` contract): the environment is opened once per process — only
@@ -133,21 +184,47 @@ impl VectorStore {
         // no unsafe flags (NO_LOCK, NO_SYNC) are set; the path is a local directory we own.
         #[allow(unsafe_code)]
         let env = unsafe { options.open(&path) }?;
-        let wtxn = env.write_txn()?;
-        let (vectors, meta) = env
-            .create_databases_and_commit(wtxn, |opener, wtxn| {
-                let vectors = opener.create_database::<Bytes, Bytes>(wtxn, Some("vectors"))?;
-                let meta = opener.create_database::<Str, U64<BigEndian>>(wtxn, Some("meta"))?;
-                Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((vectors, meta)))
-            })?
-            .unwrap_commit();
+        let (vectors, meta) = Growing {
+            env: &env,
+            gate: &gate,
+            what: WHAT,
+        }
+        .write(FIXED_GROWTH as usize, || {
+            let wtxn = env.write_txn()?;
+            Ok::<_, StorageError>(
+                env.create_databases_and_commit(wtxn, |opener, wtxn| {
+                    let vectors = opener.create_database::<Bytes, Bytes>(wtxn, Some("vectors"))?;
+                    let meta = opener.create_database::<Str, U64<BigEndian>>(wtxn, Some("meta"))?;
+                    Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((vectors, meta)))
+                })?
+                .unwrap_commit(),
+            )
+        })?;
         Ok(VectorStore {
             env,
+            gate,
             vectors,
             meta,
             #[cfg(test)]
             fail_next_commit: std::cell::Cell::new(false),
         })
+    }
+
+    /// The environment as [`map_size`] grows it.
+    fn growing(&self) -> Growing<'_> {
+        Growing {
+            env: &self.env,
+            gate: &self.gate,
+            what: WHAT,
+        }
+    }
+
+    /// Grows the map now if `bytes` more would not fit (before a write group commits in
+    /// SQLite, so LMDB cannot refuse it for want of map afterwards); [`StorageError::NoRoom`]
+    /// when it cannot grow.
+    pub fn make_room(&self, bytes: u64) -> Result<(), StorageError> {
+        self.growing()
+            .make_room(usize::try_from(bytes).unwrap_or(usize::MAX))
     }
 
     /// A handle for readers.
@@ -172,9 +249,11 @@ impl VectorStore {
         let marker = self.meta.get(&rtxn, ANN_CLEAN)?;
         drop(rtxn);
         if marker.is_some() {
-            let mut wtxn = self.env.write_txn()?;
-            self.meta.delete(&mut wtxn, ANN_CLEAN)?;
-            wtxn.commit()?;
+            self.growing().write(FIXED_GROWTH as usize, || {
+                let mut wtxn = self.env.write_txn()?;
+                self.meta.delete(&mut wtxn, ANN_CLEAN)?;
+                Ok::<_, StorageError>(wtxn.commit()?)
+            })?;
         }
         Ok(marker)
     }
@@ -182,23 +261,27 @@ impl VectorStore {
     /// Records that the ANN environment was closed cleanly while this store was at
     /// `generation` (durable: written after the ANN environment was synced and closed).
     pub fn set_ann_clean(&self, generation: u64) -> Result<(), StorageError> {
-        let mut wtxn = self.env.write_txn()?;
-        self.meta.put(&mut wtxn, ANN_CLEAN, &generation)?;
-        wtxn.commit()?;
-        Ok(())
+        self.growing().write(FIXED_GROWTH as usize, || {
+            let mut wtxn = self.env.write_txn()?;
+            self.meta.put(&mut wtxn, ANN_CLEAN, &generation)?;
+            Ok(wtxn.commit()?)
+        })
     }
 
-    /// Applies `changes` in order and records `generation`, in one durable transaction.
+    /// Applies `changes` in order and records `generation`, in one durable transaction,
+    /// growing the map when they need more.
     pub fn commit(&self, changes: &[VectorChange], generation: u64) -> Result<(), StorageError> {
         #[cfg(test)]
         if self.fail_next_commit.take() {
             return Err(heed::Error::Io(std::io::ErrorKind::StorageFull.into()).into());
         }
-        let mut wtxn = self.env.write_txn()?;
-        self.apply(&mut wtxn, changes)?;
-        self.meta.put(&mut wtxn, "generation", &generation)?;
-        wtxn.commit()?;
-        Ok(())
+        let needed = usize::try_from(growth_bound(changes)).unwrap_or(usize::MAX);
+        self.growing().write(needed, || {
+            let mut wtxn = self.env.write_txn()?;
+            self.apply(&mut wtxn, changes)?;
+            self.meta.put(&mut wtxn, "generation", &generation)?;
+            Ok(wtxn.commit()?)
+        })
     }
 
     fn apply(&self, wtxn: &mut RwTxn<'_>, changes: &[VectorChange]) -> Result<(), StorageError> {
@@ -336,5 +419,69 @@ impl VectorReader {
             each(key, value);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Commits many times past a map of 64 KiB while another thread reads through the gate:
+    /// every commit succeeds, the map grows, and the reader always sees whole vectors.
+    #[test]
+    fn the_map_grows_under_concurrent_reads() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let gate = Arc::new(ReadGate::default());
+        let store = VectorStore::open_sized(dir.path(), Arc::clone(&gate), 1 << 16).expect("open");
+        let initial = store.env.info().map_size;
+        let reader = store.reader();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reading = {
+            let (gate, done) = (Arc::clone(&gate), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _reading = gate.reading();
+                    let rtxn = reader.read_txn().expect("read txn");
+                    reader
+                        .for_each(&rtxn, 1, |key, bytes| {
+                            let vector = decode_vector(bytes);
+                            assert_eq!(vector.len(), 384);
+                            assert!(vector.iter().all(|&v| v == key as f32), "a torn vector");
+                        })
+                        .expect("scan");
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        let mut generation = 0;
+        for batch in 0..40u32 {
+            let changes: Vec<VectorChange> = (0..50)
+                .map(|i| {
+                    let key = batch * 50 + i;
+                    VectorChange::Put {
+                        collection: 1,
+                        key,
+                        vector: vec![key as f32; 384],
+                    }
+                })
+                .collect();
+            generation += 1;
+            store.commit(&changes, generation).expect("commit");
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let reads = reading.join().expect("the reader");
+        assert!(reads > 0);
+        let grown = store.env.info().map_size;
+        assert!(grown >= 3 << 20 && grown > initial, "{initial} → {grown}");
+        let reader = store.reader();
+        let rtxn = reader.read_txn().expect("read txn");
+        let keys = reader.keys(&rtxn, 1).expect("keys");
+        assert_eq!(keys.len(), 2000);
+        drop(rtxn);
+        drop(reader);
+        assert_eq!(store.generation().expect("generation"), 40);
+        store.close().expect("close");
     }
 }

@@ -25,7 +25,7 @@ use super::reader::ReadSide;
 use super::text::{self, TextStore};
 use super::validate;
 use super::vector_set::VectorSet;
-use super::vectors::{VectorChange, VectorStore};
+use super::vectors::{self, VectorChange, VectorStore};
 use ctxd_proto::{
     CollectionInfo, CreateCollection, Delete, DeleteResult, DropCollection, Metadata, Upsert,
     UpsertResult,
@@ -178,24 +178,12 @@ pub fn commit_group(
     Ok(results)
 }
 
-/// What a group can add to LMDB's file at most, for the disk space reserved before it is
-/// committed (`headroom`).
-///
-/// LMDB never overwrites a page a reader may see: a transaction writes every page it changes
-/// anew, and the pages it replaces are reused only by later transactions. So an upsert costs at
-/// most its vector plus the node that holds it, written once as a new leaf or overflow page and
-/// once more when its leaf splits (twice both), and a delete by id at most half a 4 KiB leaf
-/// (the copy of the leaf it leaves: two 384-dimensional vectors share one), with the branch
-/// pages above amortised over the group. The fixed part covers branch and meta pages and LMDB's
-/// free list. Deletes by filter and dropped collections add no estimate of their own: they
-/// mostly shrink what is stored, and the fixed part and the reserve in hand cover their copies.
+/// What a group can add to LMDB's file at most, for the disk space reserved and the map grown
+/// before it is committed (`headroom`, `map_size`): [`vectors::growth_bound`] of the changes it
+/// can make, reckoned from the requests. A delete by filter and a dropped collection add no
+/// estimate of their own: they mostly shrink what is stored, and the fixed part and the reserve
+/// in hand cover their copies.
 pub fn vector_growth_bound(ops: &[WriteOp]) -> u64 {
-    /// LMDB's node header and our 6-byte key, rounded up.
-    const NODE: u64 = 64;
-    /// Half a page: the share of a copied leaf per deleted entry.
-    const DELETED: u64 = 2048;
-    /// Branch pages, meta pages and the free list of one transaction: 64 pages.
-    const FIXED: u64 = 64 * 4096;
     let entries: u64 = ops
         .iter()
         .map(|op| match op {
@@ -203,16 +191,16 @@ pub fn vector_growth_bound(ops: &[WriteOp]) -> u64 {
                 .documents
                 .iter()
                 .filter_map(|d| d.vector.as_ref())
-                .map(|v| 2 * (4 * v.len() as u64 + NODE))
+                .map(|v| vectors::put_growth(v.len()))
                 .sum(),
             WriteOp::Delete(delete) => delete
                 .ids
                 .as_ref()
-                .map_or(0, |ids| ids.len() as u64 * DELETED),
+                .map_or(0, |ids| ids.len() as u64 * vectors::DELETE_GROWTH),
             WriteOp::CreateCollection(_) | WriteOp::DropCollection(_) => 0,
         })
         .sum();
-    FIXED + entries
+    vectors::FIXED_GROWTH + entries
 }
 
 /// Brings LMDB up to SQLite's generation after a group's LMDB commit failed, and the in-memory

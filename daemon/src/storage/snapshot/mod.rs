@@ -24,7 +24,7 @@ pub mod manifest;
 pub mod stage;
 
 use super::owner::Storage;
-use super::reader::{ReadGate, ReadSide};
+use super::reader::ReadSide;
 use super::store::Store;
 use super::{StorageError, check, layout, text, vectors};
 use ctxd_proto::{SnapshotFile, SnapshotResult};
@@ -62,7 +62,7 @@ pub(super) async fn take(
     // the storage thread answers the hold, and it could not while closing, which waits for
     // every lease.
     let hold = store.hold_journal().await?;
-    let lease = store.enter_read()?;
+    let lease = store.enter_read().await?;
     let copying = tmp.path().to_owned();
     let copied = tokio::task::spawn_blocking(move || copy_stores(&lease, &data_dir, &copying))
         .await
@@ -169,10 +169,10 @@ fn finish(tmp: &Path, dest: &Path, generation: u64) -> Result<Vec<SnapshotFile>,
         read_threads: 0,
         ..super::StoreOptions::default()
     };
-    let opened = Storage::open(tmp, options)?;
+    let opened = Storage::open(tmp, options, Default::default())?;
     let held = opened.side.generation();
     let problems = check::cross_store(opened.text.conn(), &opened.vectors);
-    opened.close(&ReadGate::default())?;
+    opened.close()?;
     let problems = problems?;
     if !problems.is_empty() {
         return Err(StorageError::Snapshot(format!(
@@ -275,10 +275,10 @@ mod tests {
             read_threads: 1,
             ..StoreOptions::default()
         };
-        let storage = Storage::open(&data, options).expect("open");
+        let storage = Storage::open(&data, options, Default::default()).expect("open");
         let tmp = dir.path().join(".snap.partial");
         let generation = copy_stores(&storage.side, &data, &tmp).expect("copy");
-        storage.close(&ReadGate::default()).expect("close");
+        storage.close().expect("close");
         // The copy claims a document with a vector that its vector store does not hold (what
         // pruning a journal row under a snapshot once produced).
         let conn = rusqlite::Connection::open(tmp.join(text::FILE_NAME)).expect("open the copy");

@@ -131,7 +131,7 @@ fn verify(staged: &Path, manifest: &Manifest) -> Result<Staged, String> {
     };
     data_manifest::load_or_create(staged, false).map_err(|e| invalid(e.to_string()))?;
     let text = TextStore::open(staged).map_err(|e| invalid(e.to_string()))?;
-    let vectors = match VectorStore::open(staged) {
+    let vectors = match VectorStore::open(staged, Default::default()) {
         Ok(vectors) => vectors,
         Err(e) => {
             let _ = text.close();
