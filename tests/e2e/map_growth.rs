@@ -1,17 +1,17 @@
 //! LMDB maps that grow (`storage::map_size`): a daemon whose maps start at 256 KiB
 //! (`CTXD_INITIAL_MAP_SIZE`) takes many times that under concurrent writers, searches and a
 //! snapshot. Every acknowledged write is kept, the snapshot and the store check clean, the ANN
-//! index grows its own map, and after a restart (maps open at what the files hold) writing
-//! grows them again.
+//! index grows its own map, a release closes the grown maps, and after a resume or a restart
+//! (maps open at what the files hold) writing grows them again.
 
 use crate::data::{create, doc};
-use crate::support::{Daemon, EXIT_TIMEOUT, Rng, Scratch, Start, ctxd, eventually};
+use crate::support::{Daemon, EXIT_TIMEOUT, Rng, Scratch, Start, ctxd, eventually, handles_into};
 use crate::writers::assert_holds;
 use ctxd_client::Client;
 use ctxd_proto::{Search, SearchMode, Upsert};
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,6 +68,34 @@ fn search(vector: Vec<f32>) -> Search {
         exact: false,
         effort: None,
     }
+}
+
+/// Upserts `batches` batches of documents numbered from `first`; returns their ids.
+async fn write_more(client: &Client, first: u64, batches: u64) -> BTreeSet<String> {
+    let mut rng = Rng(first);
+    let mut ids = BTreeSet::new();
+    for b in 0..batches {
+        let documents = (0..BATCH as u64)
+            .map(|i| {
+                let n = first + b * BATCH as u64 + i;
+                ids.insert(format!("d{n}"));
+                doc(
+                    &format!("d{n}"),
+                    None,
+                    Some(vector(n, &mut rng)),
+                    json!(null),
+                )
+            })
+            .collect();
+        client
+            .upsert(Upsert {
+                collection: "v".into(),
+                documents,
+            })
+            .await
+            .expect("a write after reopening");
+    }
+    ids
 }
 
 /// Log lines saying a map grew, of the environment `what`.
@@ -210,6 +238,36 @@ async fn maps_grow_under_writes_searches_and_a_snapshot() {
         daemon.stderr_so_far()
     );
 
+    // A release closes the grown maps like any other; after the resume they open at what the
+    // files hold, and grow again (opening makes room for a first write).
+    let grown_before = growths(&daemon, "the vector store");
+    let lease = client
+        .release(ctxd_proto::Release {
+            holder: Some("map-growth".into()),
+            ttl_s: Some(60),
+            drain_ms: None,
+        })
+        .await
+        .expect("release");
+    let canonical = std::fs::canonicalize(&data).expect("canonical");
+    assert_eq!(
+        handles_into(daemon.pid(), &canonical),
+        Vec::<PathBuf>::new()
+    );
+    client
+        .resume(ctxd_proto::Resume {
+            lease_id: Some(lease.lease_id),
+            all: false,
+        })
+        .await
+        .expect("resume");
+    let resumed = write_more(&client, 2_000_000, 5).await;
+    assert!(
+        growths(&daemon, "the vector store") > grown_before,
+        "no growth after the resume"
+    );
+    assert_holds(&client, "v", &resumed, "written after the resume").await;
+
     // The snapshot checks clean and holds what was acknowledged before it.
     let out = ctxd(&["check", "--data", snap.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
@@ -227,34 +285,13 @@ async fn maps_grow_under_writes_searches_and_a_snapshot() {
     assert!(status.success(), "{status}");
     let daemon = start(&scratch, &data);
     let client = daemon.client().await;
-    let mut rng = Rng(7);
-    let mut more = BTreeSet::new();
-    for b in 0..10u64 {
-        let documents = (0..BATCH as u64)
-            .map(|i| {
-                let n = 1_000_000 + b * BATCH as u64 + i;
-                more.insert(format!("d{n}"));
-                doc(
-                    &format!("d{n}"),
-                    None,
-                    Some(vector(n, &mut rng)),
-                    json!(null),
-                )
-            })
-            .collect();
-        client
-            .upsert(Upsert {
-                collection: "v".into(),
-                documents,
-            })
-            .await
-            .expect("a write after the restart");
-    }
+    let more = write_more(&client, 1_000_000, 10).await;
     assert!(
         growths(&daemon, "the vector store") >= 1,
         "no growth after the restart"
     );
     assert_holds(&client, "v", &acked, "after the restart").await;
+    assert_holds(&client, "v", &resumed, "after the restart").await;
     assert_holds(&client, "v", &more, "written after the restart").await;
     let check = client.check().await.expect("check");
     assert!(check.passed, "{check:?}");
@@ -274,28 +311,6 @@ async fn a_limit_on_virtual_memory_starts_the_maps_smaller() {
     );
     let client = daemon.client().await;
     create(&client, "v", DIM as u32).await;
-    let mut rng = Rng(11);
-    let mut ids = BTreeSet::new();
-    for b in 0..20u64 {
-        let documents = (0..BATCH as u64)
-            .map(|i| {
-                let n = b * BATCH as u64 + i;
-                ids.insert(format!("d{n}"));
-                doc(
-                    &format!("d{n}"),
-                    None,
-                    Some(vector(n, &mut rng)),
-                    json!(null),
-                )
-            })
-            .collect();
-        client
-            .upsert(Upsert {
-                collection: "v".into(),
-                documents,
-            })
-            .await
-            .expect("a write under the limit");
-    }
+    let ids = write_more(&client, 0, 20).await;
     assert_holds(&client, "v", &ids, "under the limit").await;
 }
