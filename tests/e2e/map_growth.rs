@@ -70,30 +70,32 @@ fn search(vector: Vec<f32>) -> Search {
     }
 }
 
-/// Upserts `batches` batches of documents numbered from `first`; returns their ids.
+/// Upserts one batch of [`BATCH`] documents numbered from `first`; returns their ids.
+async fn write_batch(client: &Client, first: u64, rng: &mut Rng) -> Vec<String> {
+    let ids: Vec<String> = (first..first + BATCH as u64)
+        .map(|n| format!("d{n}"))
+        .collect();
+    let documents = ids
+        .iter()
+        .zip(first..)
+        .map(|(id, n)| doc(id, None, Some(vector(n, rng)), json!({"n": n})))
+        .collect();
+    client
+        .upsert(Upsert {
+            collection: "v".into(),
+            documents,
+        })
+        .await
+        .expect("a write while maps grow");
+    ids
+}
+
+/// Upserts `batches` batches numbered from `first`; returns their ids.
 async fn write_more(client: &Client, first: u64, batches: u64) -> BTreeSet<String> {
     let mut rng = Rng(first);
     let mut ids = BTreeSet::new();
     for b in 0..batches {
-        let documents = (0..BATCH as u64)
-            .map(|i| {
-                let n = first + b * BATCH as u64 + i;
-                ids.insert(format!("d{n}"));
-                doc(
-                    &format!("d{n}"),
-                    None,
-                    Some(vector(n, &mut rng)),
-                    json!(null),
-                )
-            })
-            .collect();
-        client
-            .upsert(Upsert {
-                collection: "v".into(),
-                documents,
-            })
-            .await
-            .expect("a write after reopening");
+        ids.extend(write_batch(client, first + b * BATCH as u64, &mut rng).await);
     }
     ids
 }
@@ -128,27 +130,9 @@ async fn maps_grow_under_writes_searches_and_a_snapshot() {
                 let client = Client::connect_to(&socket).await.expect("connect");
                 let mut rng = Rng(0x6d61_7000 + w as u64);
                 for b in 0..BATCHES {
-                    let ids: Vec<(String, u64)> = (0..BATCH)
-                        .map(|i| {
-                            let n = ((w * BATCHES + b) * BATCH + i) as u64;
-                            (format!("d{n}"), n)
-                        })
-                        .collect();
-                    let documents = ids
-                        .iter()
-                        .map(|(id, n)| doc(id, None, Some(vector(*n, &mut rng)), json!({"n": n})))
-                        .collect();
-                    client
-                        .upsert(Upsert {
-                            collection: "v".into(),
-                            documents,
-                        })
-                        .await
-                        .expect("a write while the maps grow");
-                    acked
-                        .lock()
-                        .expect("lock")
-                        .extend(ids.into_iter().map(|(id, _)| id));
+                    let first = ((w * BATCHES + b) * BATCH) as u64;
+                    let ids = write_batch(&client, first, &mut rng).await;
+                    acked.lock().expect("lock").extend(ids);
                     written.fetch_add(BATCH as u64, Ordering::SeqCst);
                 }
             })
