@@ -16,10 +16,10 @@
 //! Growing needs no transaction open on the environment anywhere in the process: the thread
 //! that writes it (the storage thread for the vectors, the ANN builder for its index) pauses
 //! the read gate, which waits for the reads in progress and holds new ones back, resizes, and
-//! lets them go ([`Growing::write`]). The storage thread grows the main map before a group
-//! whose bound would not fit, so a write is never committed in SQLite and then refused by LMDB
-//! for want of map; a transaction that still meets `MDB_MAP_FULL` was aborted whole by LMDB and
-//! is run again after growing. A map that cannot grow (64 TiB, or a process out of address
+//! lets them go ([`Growing::write`]). Before a write group commits in SQLite, the storage
+//! thread grows the main map if the group's bound would not fit, so a write is not committed in
+//! SQLite and then refused by LMDB for want of map; a transaction that still meets
+//! `MDB_MAP_FULL` was aborted whole by LMDB and is run again after growing. A map that cannot grow (64 TiB, or a process out of address
 //! space) refuses the write as `disk_full` ([`StorageError::NoRoom`]), with nothing written.
 //!
 //! `CTXD_INITIAL_MAP_SIZE` (bytes, for tests) starts both maps smaller, so growing can be
@@ -86,18 +86,23 @@ fn fitting(wanted: usize) -> usize {
 }
 
 /// The size to grow a map of `current` bytes, `used` of them in use, to so that it holds
-/// `needed` more: doubling until it does (and at least once), at most [`MAX`]. `None` when
-/// even that is not enough.
+/// `needed` more: at least double, doubling until it does, rounded up to whole 64 KiB (a
+/// multiple of every page size: `current` need not be one, since LMDB opens a map at what its
+/// file holds, counted in its own pages), at most [`MAX`]. `None` when even that is not enough.
 pub fn next(current: usize, used: usize, needed: usize) -> Option<usize> {
+    const ALIGN: usize = 1 << 16;
     let want = used.checked_add(needed)?;
-    let mut size = current.max(1 << 16);
-    while size < want || size == current {
-        size = size.checked_mul(2)?;
-        if size > MAX {
-            return None;
+    if current >= MAX || want > MAX {
+        return None;
+    }
+    let mut size = current.max(ALIGN);
+    loop {
+        size = size.saturating_mul(2);
+        if size >= want {
+            break;
         }
     }
-    Some(size)
+    Some(size.next_multiple_of(ALIGN).min(MAX))
 }
 
 /// A failure that may be LMDB's `MDB_MAP_FULL`.
@@ -190,11 +195,13 @@ impl Growing<'_> {
         let pause = self.gate.pause();
         let waited = pausing.elapsed();
         // SAFETY (heed's `resize` contract: no transaction open on the environment anywhere in
-        // the process): every read of it passes the gate (searches, snapshots and `status`
-        // borrow the read side, the ANN builder counts its reads), and the pause has waited
-        // for each of them to end and holds new ones back; its one writer is the calling
-        // thread, whose transaction has ended (`write`'s contract). The size is a multiple of
-        // 64 KiB, so of the system page size.
+        // the process): every read of it from another thread passes the gate (searches,
+        // snapshots and `status` borrow the read side, the ANN builder counts its reads of the
+        // main store), and the pause has waited for each of them to end and holds new ones
+        // back. The calling thread is the environment's one writer and reads it only between
+        // its resizes (opening, `check`, closing), and `write`'s contract says its own
+        // transaction has ended. The size is a multiple of 64 KiB (`next`), so of the system
+        // page size, as heed requires.
         #[allow(unsafe_code)]
         let resized = unsafe { self.env.resize(size) };
         drop(pause);
@@ -281,7 +288,16 @@ mod tests {
             "always grows"
         );
         assert_eq!(next(1 << 20, 1 << 20, 3 << 20), Some(4 << 20));
+        // A map opened at what its file holds, in 4 KiB pages, grows to whole 64 KiB.
+        assert_eq!(next(5 * 4096, 5 * 4096, 1), Some(2 << 16));
+        assert_eq!(next(3 << 16 | 4096, 0, 1), Some(7 << 16));
+        assert_eq!(
+            next(MAX / 2 + 4096, 0, 1),
+            Some(MAX),
+            "the last step stops at the most"
+        );
         assert_eq!(next(MAX, 0, 1), None);
+        assert_eq!(next(1 << 20, MAX, 1), None);
         assert_eq!(next(1 << 20, usize::MAX, 1), None);
     }
 }
