@@ -200,9 +200,10 @@ impl Storage {
     ///
     /// First the stores must agree: after a group whose LMDB commit failed, the journal is
     /// replayed into LMDB before anything new is written (and while that fails, each new group
-    /// is refused, with nothing written). Then the room the group may need in LMDB is made —
-    /// the map grown if it would not fit (`map_size`), disk space reserved (`headroom`) — so
-    /// that neither can stop the group after SQLite committed it.
+    /// is refused, with nothing written). Before SQLite commits, the room the group's vectors
+    /// may need in LMDB is made — the map grown if they would not fit (`map_size`), disk space
+    /// reserved (`headroom`) — so that neither can stop the group after SQLite committed it;
+    /// if that fails the group is refused, with nothing written.
     fn write_group(&mut self, group: Vec<(WriteOp, Reply<Written>)>) {
         let (ops, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         let refuse = |replies: Vec<Reply<Written>>, error: &StorageError| {
@@ -217,27 +218,29 @@ impl Storage {
             }
             self.vectors_behind = false;
         }
-        let bound = writer::vector_growth_bound(&ops);
-        if let Err(e) = self
-            .vectors
-            .make_room(bound)
-            .and_then(|()| self.headroom.reserve(bound))
-        {
-            tracing::warn!("a write group was refused: {e}");
-            return refuse(replies, &e);
-        }
+        let (vectors, headroom) = (&self.vectors, &mut self.headroom);
+        let mut make_room = |bytes: u64| {
+            vectors
+                .make_room(bytes)
+                .and_then(|()| headroom.reserve(bytes))
+        };
         match writer::commit_group(
             &self.text,
             &self.vectors,
             &self.side,
             self.holds.values().min().copied(),
             ops,
+            &mut make_room,
         ) {
             Ok(results) => {
                 for (result, reply) in results.into_iter().zip(replies) {
                     let _ = reply.send(result);
                 }
                 ann_lifecycle::ensure(&mut self.ann, &self.side, &self.data_dir, &self.gate);
+            }
+            Err(GroupFailure::NotWritten(e)) if e.is_disk_full() => {
+                tracing::warn!("a write group was refused: {e}");
+                refuse(replies, &e);
             }
             Err(GroupFailure::NotWritten(e)) => {
                 tracing::error!("write failed, nothing of it was written: {e}");

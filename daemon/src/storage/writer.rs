@@ -95,12 +95,19 @@ pub enum GroupFailure {
 }
 
 /// Commits a group of writes; one result per request, in order.
+///
+/// Before SQLite commits, `make_room` is asked for what the group's vector changes can add to
+/// LMDB's file at most ([`vectors::growth_bound`] of the journal, so deletes by filter and
+/// dropped collections are counted too): growing the map and reserving disk there means
+/// neither can refuse the LMDB commit afterwards. If it cannot, the group is rolled back, with
+/// nothing written.
 pub fn commit_group(
     text: &TextStore,
     vectors: &VectorStore,
     side: &ReadSide,
     oldest_hold: Option<u64>,
     ops: Vec<WriteOp>,
+    make_room: &mut dyn FnMut(u64) -> Result<(), StorageError>,
 ) -> Result<Vec<Result<Written, StorageError>>, GroupFailure> {
     let started = std::time::Instant::now();
     let conn = text.conn();
@@ -146,6 +153,9 @@ pub fn commit_group(
         if generation != start_generation {
             text::journal(conn, generation, &journal)?;
             text::set_generation(conn, generation)?;
+            // Inside the transaction: a pause to grow the map waits only for reads, and no
+            // read waits for SQLite's write lock.
+            make_room(vectors::growth_bound(&journal))?;
         }
         Ok(())
     })();
@@ -176,31 +186,6 @@ pub fn commit_group(
         "write group committed"
     );
     Ok(results)
-}
-
-/// What a group can add to LMDB's file at most, for the disk space reserved and the map grown
-/// before it is committed (`headroom`, `map_size`): [`vectors::growth_bound`] of the changes it
-/// can make, reckoned from the requests. A delete by filter and a dropped collection add no
-/// estimate of their own: they mostly shrink what is stored, and the fixed part and the reserve
-/// in hand cover their copies.
-pub fn vector_growth_bound(ops: &[WriteOp]) -> u64 {
-    let entries: u64 = ops
-        .iter()
-        .map(|op| match op {
-            WriteOp::Upsert(upsert) => upsert
-                .documents
-                .iter()
-                .filter_map(|d| d.vector.as_ref())
-                .map(|v| vectors::put_growth(v.len()))
-                .sum(),
-            WriteOp::Delete(delete) => delete
-                .ids
-                .as_ref()
-                .map_or(0, |ids| ids.len() as u64 * vectors::DELETE_GROWTH),
-            WriteOp::CreateCollection(_) | WriteOp::DropCollection(_) => 0,
-        })
-        .sum();
-    vectors::FIXED_GROWTH + entries
 }
 
 /// Brings LMDB up to SQLite's generation after a group's LMDB commit failed, and the in-memory

@@ -4,9 +4,9 @@
 //! A write commits in SQLite first and in LMDB second. LMDB grows `data.mdb` by writing pages
 //! past its end, so on a nearly full disk SQLite (which reuses its write-ahead log's space) can
 //! commit while LMDB then cannot: the write would be durable in one store and missing from the
-//! other until space is freed. To rule that out, before each write group the storage thread
-//! makes sure that blocks for what the group can add to `data.mdb` are allocated beyond its
-//! end (`fallocate` with `KEEP_SIZE`: the file's size is unchanged, later writes there need no
+//! other until space is freed. To rule that out, before a write group commits in SQLite the
+//! storage thread makes sure that blocks for what the group can add to `data.mdb`
+//! (`vectors::growth_bound` of its journal) are allocated beyond its end (`fallocate` with `KEEP_SIZE`: the file's size is unchanged, later writes there need no
 //! new blocks), keeping [`HEADROOM`] in hand so this is one system call every few megabytes of
 //! writes, not one per write. When even the group's own bound cannot be allocated the group is
 //! refused with `disk_full` and nothing is written.
