@@ -241,8 +241,11 @@ pub struct ReadGate {
 #[derive(Default)]
 struct GateState {
     side: Option<Arc<ReadSide>>,
-    /// Reads in progress: leases lent and [`Reading`]s.
+    /// Reads in progress: leases lent and [`Reading`]s (`close` waits for them).
     active: usize,
+    /// Those of them that may have an LMDB transaction open (a pause waits for them): all but
+    /// the leases turned into [`TextLease`]s.
+    lmdb: usize,
     /// Whether a pause is in progress (or waiting for the reads to end). Pauses are exclusive.
     paused: bool,
 }
@@ -251,6 +254,8 @@ struct GateState {
 pub struct ReadLease {
     gate: Arc<ReadGate>,
     side: Arc<ReadSide>,
+    /// Whether it still counts as a read of LMDB (false once a [`TextLease`]).
+    lmdb: bool,
 }
 
 impl std::ops::Deref for ReadLease {
@@ -263,7 +268,28 @@ impl std::ops::Deref for ReadLease {
 
 impl Drop for ReadLease {
     fn drop(&mut self) {
-        self.gate.leave();
+        self.gate.leave(self.lmdb);
+    }
+}
+
+impl ReadLease {
+    /// The lease of a read that is done with LMDB and goes on in SQLite only (a snapshot's
+    /// text copy): it still keeps the store open, but a pause no longer waits for it.
+    pub fn into_text_only(mut self) -> TextLease {
+        self.gate.leave_lmdb();
+        self.lmdb = false;
+        TextLease(self)
+    }
+}
+
+/// A lease that reads SQLite only ([`ReadLease::into_text_only`]): `close` waits for it, a
+/// pause does not.
+pub struct TextLease(ReadLease);
+
+impl TextLease {
+    /// A spare read connection ([`ReadSide::spare`]).
+    pub fn spare(&self) -> Result<Pooled<'_>, StorageError> {
+        self.0.side.spare()
     }
 }
 
@@ -274,7 +300,7 @@ pub struct Reading<'a> {
 
 impl Drop for Reading<'_> {
     fn drop(&mut self) {
-        self.gate.leave();
+        self.gate.leave(true);
     }
 }
 
@@ -308,9 +334,11 @@ impl ReadGate {
             return Err(Refused::Paused);
         }
         state.active += 1;
+        state.lmdb += 1;
         Ok(ReadLease {
             gate: Arc::clone(self),
             side,
+            lmdb: true,
         })
     }
 
@@ -324,27 +352,39 @@ impl ReadGate {
             state = self.resumed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
         state.active += 1;
+        state.lmdb += 1;
         Reading { gate: self }
     }
 
-    fn leave(&self) {
+    fn leave(&self, lmdb: bool) {
         let mut state = lock(&self.state);
         state.active -= 1;
-        if state.active == 0 {
+        if lmdb {
+            state.lmdb -= 1;
+        }
+        if state.active == 0 || state.lmdb == 0 {
             self.idle.notify_all();
         }
     }
 
-    /// Pauses the gate: waits for another pause to end, then until no read is in progress;
-    /// no read starts until the returned guard is dropped. The caller must hold no lease and
-    /// no [`Reading`] itself (it would wait for itself).
+    fn leave_lmdb(&self) {
+        let mut state = lock(&self.state);
+        state.lmdb -= 1;
+        if state.lmdb == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Pauses the gate: waits for another pause to end, then until no read of LMDB is in
+    /// progress; no read starts until the returned guard is dropped. The caller must hold no
+    /// lease and no [`Reading`] itself (it would wait for itself).
     pub fn pause(&self) -> Pause<'_> {
         let mut state = lock(&self.state);
         while state.paused {
             state = self.resumed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
         state.paused = true;
-        while state.active > 0 {
+        while state.lmdb > 0 {
             state = self.idle.wait(state).unwrap_or_else(|e| e.into_inner());
         }
         Pause { gate: self }
@@ -428,6 +468,50 @@ mod tests {
             end_tx.send(()).expect("send");
             entered.recv().expect("the read begins once the pause ends");
         });
+    }
+
+    /// A snapshot's text copy keeps the store open (`close` waits for it) but does not hold up
+    /// a pause to grow a map.
+    #[test]
+    fn a_text_only_lease_holds_up_close_but_not_a_pause() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let gate: Arc<ReadGate> = Arc::default();
+        let options = super::super::StoreOptions {
+            read_threads: 1,
+            ..Default::default()
+        };
+        let storage = super::super::owner::Storage::open(dir.path(), options, Arc::clone(&gate))
+            .expect("open");
+        gate.open(Arc::clone(&storage.side));
+        let lease = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(gate.enter())
+            .expect("a lease");
+        let text = lease.into_text_only();
+        let (paused_tx, paused) = mpsc::channel();
+        let (closed_tx, closed) = mpsc::channel();
+        std::thread::scope(|s| {
+            let gate = &gate;
+            s.spawn(move || {
+                drop(gate.pause());
+                paused_tx.send(()).expect("send");
+            });
+            paused
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a pause waited for a text-only lease");
+            s.spawn(move || {
+                drop(gate.close());
+                closed_tx.send(()).expect("send");
+            });
+            assert!(
+                closed.recv_timeout(LOOK).is_err(),
+                "closed while a text lease was out"
+            );
+            drop(text);
+            closed.recv().expect("closed once the lease returned");
+        });
+        storage.close().expect("close");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub mod manifest;
 pub mod stage;
 
 use super::owner::Storage;
-use super::reader::ReadSide;
+use super::reader::ReadLease;
 use super::store::Store;
 use super::{StorageError, check, layout, text, vectors};
 use ctxd_proto::{SnapshotFile, SnapshotResult};
@@ -64,7 +64,7 @@ pub(super) async fn take(
     let hold = store.hold_journal().await?;
     let lease = store.enter_read().await?;
     let copying = tmp.path().to_owned();
-    let copied = tokio::task::spawn_blocking(move || copy_stores(&lease, &data_dir, &copying))
+    let copied = tokio::task::spawn_blocking(move || copy_stores(lease, &data_dir, &copying))
         .await
         .map_err(|e| StorageError::Snapshot(format!("the copy task failed: {e}")))?;
     drop(hold);
@@ -147,12 +147,17 @@ pub fn check_destination(dest: &Path, data_dir: &Path) -> Result<PathBuf, Storag
 }
 
 /// Copies both stores of the open data directory into `tmp` (steps 2–3): returns SQLite's
-/// generation in the copy.
-fn copy_stores(side: &ReadSide, data_dir: &Path, tmp: &Path) -> Result<u64, StorageError> {
+/// generation in the copy. LMDB first, so the copy's SQLite is never behind its LMDB (the
+/// journal held since before fills the gap); then the lease counts for SQLite only, so a pause
+/// to grow a map waits for the LMDB copy but not for the text copy.
+fn copy_stores(lease: ReadLease, data_dir: &Path, tmp: &Path) -> Result<u64, StorageError> {
     let vectors_dir = tmp.join(vectors::DIR_NAME);
     fs::create_dir_all(&vectors_dir).map_err(StorageError::io("cannot create", &vectors_dir))?;
-    side.vectors.copy_compacted(&tmp.join(vectors::DATA_FILE))?;
-    let conn = side.spare()?;
+    lease
+        .vectors
+        .copy_compacted(&tmp.join(vectors::DATA_FILE))?;
+    let lease = lease.into_text_only();
+    let conn = lease.spare()?;
     let generation = text::copy_into(&conn, &tmp.join(text::FILE_NAME))?;
     let config = data_dir.join(super::manifest::FILE_NAME);
     fs::copy(&config, tmp.join(super::manifest::FILE_NAME))
@@ -263,6 +268,8 @@ mod tests {
     use super::*;
     use crate::storage::StoreOptions;
     use crate::storage::owner::Storage;
+    use crate::storage::reader::ReadGate;
+    use std::sync::Arc;
 
     /// A copy that does not pass the cross-store checks is not published: the snapshot fails
     /// with `snapshot_failed` and leaves nothing at the destination.
@@ -275,9 +282,16 @@ mod tests {
             read_threads: 1,
             ..StoreOptions::default()
         };
-        let storage = Storage::open(&data, options, Default::default()).expect("open");
+        let gate: Arc<ReadGate> = Arc::default();
+        let storage = Storage::open(&data, options, Arc::clone(&gate)).expect("open");
+        gate.open(Arc::clone(&storage.side));
+        let lease = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(gate.enter())
+            .expect("a lease");
         let tmp = dir.path().join(".snap.partial");
-        let generation = copy_stores(&storage.side, &data, &tmp).expect("copy");
+        let generation = copy_stores(lease, &data, &tmp).expect("copy");
         storage.close().expect("close");
         // The copy claims a document with a vector that its vector store does not hold (what
         // pruning a journal row under a snapshot once produced).
