@@ -1,11 +1,11 @@
 //! The background builder: folds pending vector changes into the arroy indexes, in batches.
 //!
 //! One thread per open store. It waits for a writer's signal, picks the collection that most
-//! needs a build, reads the changed vectors from the main environment (a read transaction,
-//! dropped before the build so a long build never pins old pages of the main store), applies
-//! them in one ANN write transaction, builds, commits, and only then tells the shared state
-//! that those changes are in the index (`AnnCollection::publish`). A write is acknowledged
-//! long before that; searches see it through the fresh set meanwhile.
+//! needs a build, reads the changed vectors from the main environment (in short read
+//! transactions, all ended before the build, so a long build never pins old pages of the main
+//! store), applies them in one ANN write transaction, builds, commits, and only then tells the
+//! shared state that those changes are in the index (`AnnCollection::publish`). A write is
+//! acknowledged long before that; searches see it through the fresh set meanwhile.
 //!
 //! Batching: a build re-reads every item of the index, so it costs about the same for one
 //! change as for a thousand (0.25–2 s at 100k, measured before the tier was built). The builder therefore takes every
@@ -13,13 +13,15 @@
 //! at most half of one core goes to building under a steady write load, and the batches grow
 //! with the build time by themselves.
 //!
-//! Growing: the feed's read of the main environment is counted at the read gate (the storage
-//! thread may be growing that map), and a build that meets `MDB_MAP_FULL` in this one grows it
-//! and runs again (`AnnEnv::build`, `storage::map_size`).
+//! Growing: the feed reads the main environment in runs, each counted at the read gate (the
+//! storage thread may be growing that map, and waits for one run at most), and a build that
+//! meets `MDB_MAP_FULL` in its own environment grows it and runs again (`AnnEnv::build`,
+//! `storage::map_size`).
 //!
 //! Cancelling: close, release and shutdown set the tier's stop flag; arroy checks it at every
-//! tree node, the feed every [`CANCEL_EVERY`] vectors. A cancelled build commits nothing, so
-//! its changes simply stay pending (and are saved as pending at the clean close).
+//! tree node, the feed every [`CANCEL_EVERY`] vectors (and stops too if the collection was
+//! dropped). A cancelled build commits nothing, so its changes simply stay pending (and are
+//! saved as pending at the clean close).
 //!
 //! Parallelism: builds run on their own rayon pool of half the cores (at least one): a build
 //! never takes the cores request handling needs.
@@ -33,7 +35,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How often (in vectors) the feed checks for cancellation.
+/// How many vectors the feed reads per read transaction; it checks for cancellation between.
 const CANCEL_EVERY: u64 = 1024;
 
 /// The longest wait after failed builds (they back off exponentially up to this).
@@ -181,7 +183,7 @@ fn build(
     pool: &rayon::ThreadPool,
 ) -> Result<Built, AnnError> {
     // Every change up to this generation is in pending (the writer records changes before it
-    // publishes their generation), and the read transaction below sees at least this much.
+    // publishes their generation), and the read transactions below see at least this much.
     let generation = side.generation();
     let (dimension, distance, first, keys) = {
         let s = state.read().unwrap_or_else(|e| e.into_inner());
@@ -198,42 +200,71 @@ fn build(
             .map_or(0, |c| c.count),
     };
     let mut changes = 0u64;
+    // Still the collection this build is for (not dropped, its id not reused), and no stop.
+    let go_on = || {
+        !side.ann.stopping()
+            && side
+                .ann
+                .collection(id)
+                .is_some_and(|current| Arc::ptr_eq(&current, state))
+    };
+    // The main store is read in runs of [`CANCEL_EVERY`] vectors, each in a read transaction
+    // of its own counted at the gate: growing the main map waits for one run, not for the whole
+    // feed. A later run may see a newer generation than `generation`, which is harmless: what
+    // changed since is pending and is applied again by the next build.
     let mut feed = |sink: &mut Feed<'_>| -> Result<(), AnnError> {
         // Once per attempt: a build that had to grow its map is fed again.
         changes = 0;
         let main = |e| AnnError::Main(Box::new(e));
-        // Counted at the gate, so the main map is not resized under this transaction.
-        let _reading = env.gate().reading();
-        let rtxn = side.vectors.read_txn().map_err(main)?;
-        let mut failed = None;
         match &keys {
             // A first build (or a rebuild) reads every vector of the collection.
             None => {
-                side.vectors
-                    .for_each_while(&rtxn, id, |key, bytes| {
-                        changes += 1;
-                        if changes.is_multiple_of(CANCEL_EVERY) && side.ann.stopping() {
-                            failed = Some(AnnError::Cancelled);
-                        } else if let Err(e) = sink(key, Some(&decode_vector(bytes))) {
-                            failed = Some(e);
-                        }
-                        failed.is_none()
-                    })
-                    .map_err(main)?;
+                let mut from = 0u32;
+                loop {
+                    if !go_on() {
+                        return Err(AnnError::Cancelled);
+                    }
+                    let _reading = env.gate().reading();
+                    let rtxn = side.vectors.read_txn().map_err(main)?;
+                    let (mut run, mut last, mut failed) = (0u64, None, None);
+                    side.vectors
+                        .for_each_from(&rtxn, id, from, |key, bytes| {
+                            changes += 1;
+                            run += 1;
+                            last = Some(key);
+                            if let Err(e) = sink(key, Some(&decode_vector(bytes))) {
+                                failed = Some(e);
+                            }
+                            failed.is_none() && run < CANCEL_EVERY
+                        })
+                        .map_err(main)?;
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                    match last {
+                        Some(key) if run == CANCEL_EVERY && key < u32::MAX => from = key + 1,
+                        _ => break,
+                    }
+                }
             }
             // Later builds read the pending keys only: changed vectors, or removals.
             Some(keys) => {
-                for key in keys {
-                    changes += 1;
-                    if changes.is_multiple_of(CANCEL_EVERY) && side.ann.stopping() {
+                let keys: Vec<u32> = keys.iter().collect();
+                for run in keys.chunks(CANCEL_EVERY as usize) {
+                    if !go_on() {
                         return Err(AnnError::Cancelled);
                     }
-                    let vector = side.vectors.get(&rtxn, id, key).map_err(main)?;
-                    sink(key, vector.as_deref())?;
+                    let _reading = env.gate().reading();
+                    let rtxn = side.vectors.read_txn().map_err(main)?;
+                    for &key in run {
+                        changes += 1;
+                        let vector = side.vectors.get(&rtxn, id, key).map_err(main)?;
+                        sink(key, vector.as_deref())?;
+                    }
                 }
             }
         }
-        failed.map_or(Ok(()), Err)
+        Ok(())
     };
     let stop = || side.ann.stopping();
     let index = Index {

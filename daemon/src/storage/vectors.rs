@@ -389,15 +389,24 @@ impl VectorReader {
         Ok(keys)
     }
 
-    /// Calls `each(key, vector)` for the vectors of a collection, in key order, until it
-    /// returns false.
-    pub fn for_each_while(
+    /// Calls `each(key, vector)` for the vectors of a collection with keys from `from` on, in
+    /// key order, until it returns false.
+    pub fn for_each_from(
         &self,
         rtxn: &RoTxn<'_, WithoutTls>,
         collection: u16,
+        from: u32,
         mut each: impl FnMut(u32, &[u8]) -> bool,
     ) -> Result<(), StorageError> {
-        for entry in self.vectors.prefix_iter(rtxn, &collection.to_be_bytes())? {
+        let (start, end) = (
+            vector_key(collection, from),
+            vector_key(collection, u32::MAX),
+        );
+        let range = (
+            std::ops::Bound::Included(&start[..]),
+            std::ops::Bound::Included(&end[..]),
+        );
+        for entry in self.vectors.range(rtxn, &range)? {
             let (key, value) = entry?;
             if !each(u32::from_be_bytes([key[2], key[3], key[4], key[5]]), value) {
                 break;
