@@ -10,8 +10,8 @@
 //! 384 floats: 43 ms), while the bound costs a scan of the strings and overestimates vectors
 //! by about a third, which only makes batches of very large vectors somewhat smaller.
 
-use ctxd_proto::Document;
 use ctxd_proto::limits::MAX_BATCH_DOCUMENTS;
+use ctxd_proto::{Document, VectorEncoding};
 use std::ops::Range;
 
 /// The most encoded JSON the documents of one `upsert` request may add up to: half of the
@@ -76,15 +76,19 @@ const F32_BOUND: usize = 17;
 /// commas and the vector's brackets (`{"id":,"text":,"vector":[],"metadata":}` is 40 bytes).
 const FIELDS_BOUND: usize = 48;
 
-/// An upper bound of `document`'s length as compact JSON: exact for the strings' escapes,
-/// [`F32_BOUND`] per vector component, the metadata's own compact text.
+/// An upper bound of `document`'s length as compact JSON: exact for the strings' escapes and a
+/// base64 vector, [`F32_BOUND`] per component of a JSON one, the metadata's own compact text.
 pub(crate) fn encoded_len_bound(document: &Document) -> usize {
     let mut bytes = FIELDS_BOUND + string_bound(&document.id);
     if let Some(text) = &document.text {
         bytes += string_bound(text);
     }
     if let Some(vector) = &document.vector {
-        bytes += vector.len() * F32_BOUND;
+        bytes += match vector.encoding() {
+            VectorEncoding::Json => vector.len() * F32_BOUND,
+            // Quotes and 4 characters per 3 bytes, padded.
+            VectorEncoding::Base64 => 2 + (vector.len() * 4).div_ceil(3) * 4,
+        };
     }
     if let Some(metadata) = &document.metadata {
         bytes += metadata.as_json().len();
@@ -161,7 +165,15 @@ mod tests {
             let document = Document {
                 id: texts[round % texts.len()].repeat(1 + round % 3),
                 text: (round % 4 != 0).then(|| texts[(round / 3) % texts.len()].repeat(round % 7)),
-                vector: (round % 5 != 0).then_some(vector),
+                vector: (round % 5 != 0).then(|| {
+                    // Both encodings: the bound must hold for each.
+                    let encoding = if round % 3 == 0 {
+                        VectorEncoding::Base64
+                    } else {
+                        VectorEncoding::Json
+                    };
+                    ctxd_proto::Vector::from(vector).encoded(encoding)
+                }),
                 metadata: (round % 2 == 0).then(|| {
                     serde_json::json!({"k": texts[round % texts.len()], "n": round})
                         .as_object()
@@ -203,7 +215,12 @@ mod tests {
         let document = Document {
             id: "4983".into(),
             text: Some("word ".repeat(300)),
-            vector: Some((0..384).map(|i| ((i as f32) * 0.37).sin() / 7.0).collect()),
+            vector: Some(
+                (0..384)
+                    .map(|i| ((i as f32) * 0.37).sin() / 7.0)
+                    .collect::<Vec<f32>>()
+                    .into(),
+            ),
             metadata: None,
         };
         let (exact, bound) = (exact_len(&document), encoded_len_bound(&document));
@@ -292,7 +309,7 @@ mod tests {
         let documents: Vec<_> = (0..1000)
             .map(|i| Document {
                 id: format!("doc-{i}"),
-                vector: Some(vector.clone()),
+                vector: Some(vector.clone().into()),
                 ..Document::default()
             })
             .collect();

@@ -149,7 +149,7 @@ mod bench {
                         .search(Search {
                             collection: "g".into(),
                             text: None,
-                            vector: Some(vector(n)),
+                            vector: Some(vector(n).into()),
                             k: Some(10),
                             filter: None,
                             mode: Some(SearchMode::Vector),
@@ -158,6 +158,7 @@ mod bench {
                             weights: None,
                             exact: false,
                             effort: None,
+                            vector_encoding: None,
                         })
                         .await
                         .expect("search");
@@ -173,7 +174,7 @@ mod bench {
                 .map(|n| Document {
                     id: format!("d{n}"),
                     text: None,
-                    vector: Some(vector(n)),
+                    vector: Some(vector(n).into()),
                     metadata: None,
                 })
                 .collect();

@@ -597,7 +597,7 @@ mod bench {
         Search {
             collection: COLLECTION.to_owned(),
             text: text.then(|| query.text.clone()),
-            vector: vector.then(|| query.vector.clone()),
+            vector: vector.then(|| query.vector.clone().into()),
             k: Some(k),
             filter: None,
             mode: Some(mode),
@@ -606,6 +606,7 @@ mod bench {
             weights: None,
             exact,
             effort,
+            vector_encoding: None,
         }
     }
 
@@ -692,7 +693,7 @@ mod bench {
             let document = Document {
                 id: format!("bench-new-{i}"),
                 text: Some(query.text.clone()),
-                vector: Some(query.vector.clone()),
+                vector: Some(query.vector.clone().into()),
                 metadata: Some(metadata([
                     ("title", "new".into()),
                     ("len", query.text.chars().count().into()),
@@ -1087,7 +1088,7 @@ mod bench {
                     *value = f64::from(x) + deviation * *value;
                 }
                 let norm = noisy.iter().map(|v| v * v).sum::<f64>().sqrt();
-                let vector = noisy.iter().map(|v| (v / norm) as f32).collect();
+                let vector: Vec<f32> = noisy.iter().map(|v| (v / norm) as f32).collect();
                 let mut metadata = chunk
                     .metadata
                     .as_ref()
@@ -1097,7 +1098,7 @@ mod bench {
                 out.push(Document {
                     id: format!("{}~{copy}", chunk.id),
                     text: chunk.text.as_ref().map(|t| format!("{t} (copy {copy})")),
-                    vector: Some(vector),
+                    vector: Some(vector.into()),
                     metadata: Some(metadata.into()),
                 });
             }
@@ -1172,7 +1173,7 @@ mod bench {
                     Document {
                         id: line.id,
                         text: Some(text),
-                        vector: Some(vector),
+                        vector: Some(vector.into()),
                         metadata: Some(metadata([
                             ("title", line.title.into()),
                             ("len", len.into()),
@@ -1204,7 +1205,7 @@ mod bench {
                 Document {
                     id: line.id,
                     text: Some(line.text),
-                    vector: Some(vector),
+                    vector: Some(vector.into()),
                     metadata: Some(metadata([
                         ("doc_id", line.doc_id.into()),
                         ("kind", line.kind.into()),

@@ -1,17 +1,20 @@
 //! Decoding that enforces the limits of protocol 1 while it reads, so a request never costs
-//! memory out of proportion to what it may carry: a vector longer than [`MAX_DIMENSION`], an
-//! upsert of more than [`MAX_BATCH_DOCUMENTS`] documents, more than [`MAX_IDS`] ids or a
+//! memory out of proportion to what it may carry: a vector longer than [`MAX_DIMENSION`]
+//! (checked by [`Vector`]'s own decoding, for arrays and base64 alike), an upsert of more than [`MAX_BATCH_DOCUMENTS`] documents, more than [`MAX_IDS`] ids or a
 //! filter larger than [`MAX_FILTER_BYTES`] is refused at the element that crosses the limit,
 //! before the rest is decoded.
 
-use crate::limits::{MAX_BATCH_DOCUMENTS, MAX_DIMENSION, MAX_IDS};
+use crate::limits::{MAX_BATCH_DOCUMENTS, MAX_IDS};
 use crate::types::Document;
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use std::fmt;
 use std::marker::PhantomData;
 
 #[allow(unused_imports, reason = "named in the module documentation")]
-use crate::limits::MAX_FILTER_BYTES;
+use crate::{
+    Vector,
+    limits::{MAX_DIMENSION, MAX_FILTER_BYTES},
+};
 
 /// A list of at most `max` elements; `what` names them in the error ("values of a vector").
 struct Bounded<T> {
@@ -91,16 +94,6 @@ fn optional_bounded<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
         what,
         element: PhantomData,
     })
-}
-
-/// A vector: at most [`MAX_DIMENSION`] numbers (whether they fit the collection is checked
-/// later, with a message that names both dimensions).
-pub(crate) fn vector<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<f32>>, D::Error> {
-    optional_bounded(
-        d,
-        MAX_DIMENSION as usize,
-        "values in a vector (the largest dimension)",
-    )
 }
 
 /// The documents of one upsert: at most [`MAX_BATCH_DOCUMENTS`].

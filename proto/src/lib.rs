@@ -109,12 +109,14 @@ pub mod limits;
 pub mod ops;
 pub mod types;
 pub mod validate;
+pub mod vector;
 
 pub use envelope::{MAX_ID_JSON_BYTES, Rejected, Request, RequestId, Response, encode_request};
 pub use error::{ErrorBody, ErrorCode};
 pub use filter::{Comparison, Filter, Scalar};
 pub use ops::*;
 pub use types::*;
+pub use vector::{Vector, VectorEncoding};
 
 /// The protocol version this crate describes.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -11,6 +11,7 @@ use crate::types::{
     CheckDetails, CollectionInfo, Distance, Document, Field, FileEntry, Hit, Lease, SearchMode,
     SnapshotFile, State, Tokenizer, UnixMillis, Weights,
 };
+use crate::vector::{Vector, VectorEncoding};
 use serde::de::DeserializeOwned;
 use serde::de::value::MapDeserializer;
 use serde::{Deserialize, Serialize};
@@ -340,6 +341,10 @@ pub struct Get {
     /// Parts to return (default text and metadata).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include: Option<Vec<Field>>,
+    /// How the documents' vectors (with `include: ["vector"]`) are written: `"json"` (the
+    /// default) or `"base64"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_encoding: Option<VectorEncoding>,
 }
 
 /// `count`.
@@ -362,13 +367,9 @@ pub struct Search {
     /// Query text (plain user text, never FTS5 syntax).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// Query vector.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::bounded::vector"
-    )]
-    pub vector: Option<Vec<f32>>,
+    /// Query vector: a JSON array, or base64 of little-endian `f32` ([`Vector`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vector>,
     /// Number of hits, default 10, at most 1000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k: Option<u32>,
@@ -395,6 +396,10 @@ pub struct Search {
     /// for recall@10 ≥ 0.95. Ignored where the search is exact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effort: Option<u32>,
+    /// How the hits' vectors (with `include: ["vector"]`) are written: `"json"` (the default)
+    /// or `"base64"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_encoding: Option<VectorEncoding>,
 }
 
 /// `release`: close every handle into the data directory under a lease.

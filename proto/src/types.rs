@@ -1,5 +1,6 @@
 //! Values that appear inside requests and results: documents, collections, hits, leases.
 
+use crate::vector::Vector;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -262,9 +263,10 @@ pub struct Document {
     /// Text indexed for full-text search.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// Exactly `dimension` finite numbers, indexed for vector search.
+    /// Exactly `dimension` finite numbers, indexed for vector search: a JSON array, or base64
+    /// of little-endian `f32` ([`Vector`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vector: Option<Vec<f32>>,
+    pub vector: Option<Vector>,
     /// Free-form attributes that filters test.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
@@ -276,8 +278,8 @@ struct DocumentFields {
     id: String,
     #[serde(default)]
     text: Option<String>,
-    #[serde(default, deserialize_with = "crate::bounded::vector")]
-    vector: Option<Vec<f32>>,
+    #[serde(default)]
+    vector: Option<Vector>,
     #[serde(default)]
     metadata: Option<Metadata>,
 }
@@ -325,9 +327,9 @@ pub struct Hit {
     /// The document's metadata, when included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
-    /// The document's vector, when included.
+    /// The document's vector, when included, in the request's `vector_encoding`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vector: Option<Vec<f32>>,
+    pub vector: Option<Vector>,
 }
 
 /// The daemon's lifecycle state.

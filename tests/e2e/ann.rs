@@ -49,7 +49,7 @@ fn vector_search(collection: &str, vector: &[f32], k: u32, exact: bool) -> Searc
     Search {
         collection: collection.to_owned(),
         text: None,
-        vector: Some(vector.to_vec()),
+        vector: Some(vector.to_vec().into()),
         k: Some(k),
         filter: None,
         mode: Some(SearchMode::Vector),
@@ -58,6 +58,7 @@ fn vector_search(collection: &str, vector: &[f32], k: u32, exact: bool) -> Searc
         weights: None,
         exact,
         effort: None,
+        vector_encoding: None,
     }
 }
 

@@ -35,7 +35,12 @@ fn hybrid(i: usize) -> Search {
     Search {
         collection: "c".to_owned(),
         text: Some(format!("otters sleep {i}")),
-        vector: Some((0..16).map(|d| ((i + d) % 7) as f32).collect()),
+        vector: Some(
+            (0..16)
+                .map(|d| ((i + d) % 7) as f32)
+                .collect::<Vec<f32>>()
+                .into(),
+        ),
         k: Some(10),
         filter: None,
         mode: None,
@@ -44,6 +49,7 @@ fn hybrid(i: usize) -> Search {
         weights: None,
         exact: false,
         effort: None,
+        vector_encoding: None,
     }
 }
 

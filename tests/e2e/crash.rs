@@ -162,13 +162,14 @@ async fn verify_fully(client: &ctxd_client::Client, acked: &BTreeMap<String, Ack
                 limit: None,
                 offset: None,
                 include: Some(vec![ctxd_proto::Field::Vector]),
+                vector_encoding: None,
             })
             .await
             .expect("get");
         assert_eq!(got.documents.len(), 1, "{id} lost");
         assert_eq!(
             got.documents[0].vector.as_ref(),
-            Some(&doc.vector),
+            Some(&doc.vector.clone().into()),
             "{id}: vector differs"
         );
         let by_text = client
@@ -201,7 +202,7 @@ fn search_for(text: Option<String>, vector: Option<Vec<f32>>) -> Search {
             SearchMode::Vector
         }),
         text,
-        vector,
+        vector: vector.map(Into::into),
         k: Some(1),
         filter: None,
         include: Some(vec![]),
@@ -209,6 +210,7 @@ fn search_for(text: Option<String>, vector: Option<Vec<f32>>) -> Search {
         weights: None,
         exact: false,
         effort: None,
+        vector_encoding: None,
     }
 }
 

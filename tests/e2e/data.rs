@@ -12,7 +12,7 @@ pub fn doc(id: &str, text: Option<&str>, vector: Option<Vec<f32>>, metadata: Val
     Document {
         id: id.to_owned(),
         text: text.map(str::to_owned),
-        vector,
+        vector: vector.map(Into::into),
         metadata: metadata.as_object().cloned().map(Into::into),
     }
 }
@@ -83,6 +83,7 @@ fn get_all(collection: &str) -> Get {
         limit: None,
         offset: None,
         include: None,
+        vector_encoding: None,
     }
 }
 

@@ -28,4 +28,5 @@ mod search;
 mod service;
 mod snapshot;
 mod support;
+mod vector_bytes;
 mod writers;

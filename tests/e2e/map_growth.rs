@@ -58,7 +58,7 @@ fn search(vector: Vec<f32>) -> Search {
     Search {
         collection: "v".into(),
         text: None,
-        vector: Some(vector),
+        vector: Some(vector.into()),
         k: Some(10),
         filter: None,
         mode: Some(SearchMode::Vector),
@@ -67,6 +67,7 @@ fn search(vector: Vec<f32>) -> Search {
         weights: None,
         exact: false,
         effort: None,
+        vector_encoding: None,
     }
 }
 

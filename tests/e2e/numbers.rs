@@ -52,7 +52,7 @@ async fn scores_of_vectors_near_the_float_limit_are_finite_numbers_in_every_dist
             .search(Search {
                 collection: distance.to_owned(),
                 text: None,
-                vector: Some(vec![3e38; 4]),
+                vector: Some(vec![3e38; 4].into()),
                 k: Some(4),
                 filter: None,
                 mode: None,
@@ -61,6 +61,7 @@ async fn scores_of_vectors_near_the_float_limit_are_finite_numbers_in_every_dist
                 weights: None,
                 exact: false,
                 effort: None,
+                vector_encoding: None,
             })
             .await
             .unwrap_or_else(|e| panic!("{distance}: {e}"))

@@ -20,6 +20,7 @@ fn search(collection: &str) -> Search {
         weights: None,
         exact: false,
         effort: None,
+        vector_encoding: None,
     }
 }
 
@@ -140,7 +141,7 @@ async fn vector_search_finds_nearest_and_includes_vectors() {
     animals(&client).await;
     let result = client
         .search(Search {
-            vector: Some(vec![1.0, 0.0, 0.0]),
+            vector: Some(vec![1.0, 0.0, 0.0].into()),
             k: Some(2),
             include: Some(vec![Field::Vector]),
             ..search("animals")
@@ -165,7 +166,7 @@ async fn hybrid_fuses_by_reciprocal_rank_with_weights() {
     animals(&client).await;
     let params = Search {
         text: Some("river".into()),
-        vector: Some(vec![0.0, 0.0, 1.0]),
+        vector: Some(vec![0.0, 0.0, 1.0].into()),
         k: Some(5),
         rrf_k: Some(10),
         ..search("animals")
@@ -202,7 +203,7 @@ async fn hybrid_fuses_by_reciprocal_rank_with_weights() {
     let plain_vector = hit_ids(
         &client,
         Search {
-            vector: Some(vec![0.0, 0.0, 1.0]),
+            vector: Some(vec![0.0, 0.0, 1.0].into()),
             k: Some(4),
             ..search("animals")
         },
@@ -253,7 +254,7 @@ async fn filtered_search_equals_brute_force_filtered_search() {
                 let got = hit_ids(
                     &client,
                     Search {
-                        vector: Some(query.clone()),
+                        vector: Some(query.clone().into()),
                         filter: Some(filter(f.clone())),
                         exact,
                         ..search("points")
@@ -369,7 +370,7 @@ async fn a_search_right_after_an_upsert_sees_it() {
         let vector = hit_ids(
             &client,
             Search {
-                vector: Some(vector),
+                vector: Some(vector.into()),
                 k: Some(1),
                 mode: Some(SearchMode::Vector),
                 ..search("c")
@@ -392,7 +393,7 @@ async fn search_parameters_are_validated() {
         },
         Search {
             mode: Some(SearchMode::Lexical),
-            vector: Some(vec![1.0, 0.0, 0.0]),
+            vector: Some(vec![1.0, 0.0, 0.0].into()),
             ..search("animals")
         },
         Search {
@@ -411,7 +412,7 @@ async fn search_parameters_are_validated() {
             ..search("animals")
         },
         Search {
-            vector: Some(vec![1.0]),
+            vector: Some(vec![1.0].into()),
             ..search("animals")
         },
     ];

@@ -88,6 +88,7 @@ pub async fn assert_holds(client: &Client, collection: &str, ids: &BTreeSet<Stri
                 limit: Some(10_000),
                 offset: None,
                 include: Some(vec![Field::Vector]),
+                vector_encoding: None,
             })
             .await
             .expect("get");

@@ -24,6 +24,7 @@ pub async fn get(client: &Client, args: GetArgs, out: Output) -> ExitCode {
             limit: Some(ids.len() as u32),
             offset: None,
             include: args.include.clone(),
+            vector_encoding: None,
         };
         match client.get(params).await {
             Ok(page) => documents.extend(page.documents),
@@ -149,7 +150,7 @@ mod tests {
             Document {
                 id: "a".into(),
                 text: Some("otters\nhold hands".into()),
-                vector: Some(vec![1.0, 0.5]),
+                vector: Some(vec![1.0, 0.5].into()),
                 metadata: serde_json::json!({"kind": "fact"})
                     .as_object()
                     .cloned()

@@ -37,6 +37,7 @@ pub async fn run(client: &Client, args: ExportArgs, out: super::output::Output) 
             limit: Some(PAGE),
             offset: Some(offset),
             include: Some(include.clone()),
+            vector_encoding: None,
         };
         let page = match client.get(params).await {
             Ok(page) => page.documents,

@@ -572,7 +572,7 @@ mod tests {
             .document(br#"{"id":"a","text":"otters","vector":[1,0.5],"metadata":{"k":["x",1]}}"#)
             .expect("valid");
         assert_eq!(document.id, "a");
-        assert_eq!(document.vector, Some(vec![1.0, 0.5]));
+        assert_eq!(document.vector, Some(vec![1.0, 0.5].into()));
         checker()
             .document(br#"{"id":"b","vector":[0,0]}"#)
             .expect("a vector alone is enough");

@@ -15,7 +15,7 @@ pub async fn run(client: &Client, args: SearchArgs, out: Output) -> ExitCode {
     let params = Search {
         collection: args.collection,
         text: args.text,
-        vector,
+        vector: vector.map(Into::into),
         k: args.k,
         filter: args.filter,
         mode: args.mode,
@@ -24,6 +24,7 @@ pub async fn run(client: &Client, args: SearchArgs, out: Output) -> ExitCode {
         weights: None,
         exact: args.exact,
         effort: None,
+        vector_encoding: None,
     };
     match client.search(params).await {
         Ok(result) => {

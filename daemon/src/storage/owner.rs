@@ -427,7 +427,7 @@ mod tests {
             documents: vec![Document {
                 id: id.into(),
                 text: Some("text".into()),
-                vector: Some(vec![x, 1.0]),
+                vector: Some(vec![x, 1.0].into()),
                 metadata: None,
             }],
         })

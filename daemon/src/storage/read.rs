@@ -7,6 +7,7 @@ use super::reader::ReadSide;
 use ctxd_proto::limits::{DEFAULT_LIMIT, MAX_LIMIT};
 use ctxd_proto::{
     CollectionResult, Count, CountResult, Field, Filter, Get, GetResult, ListCollectionsResult,
+    Vector,
 };
 
 /// `list_collections`.
@@ -59,13 +60,17 @@ pub fn get(side: &ReadSide, params: &Get) -> Result<GetResult, StorageError> {
     } else {
         None
     };
+    let encoding = params.vector_encoding.unwrap_or_default();
     let documents = rows
         .into_iter()
         .map(|row| {
             let key = row.key;
             let mut doc = row.into_document(&include);
             if let Some(rtxn) = &rtxn {
-                doc.vector = side.vectors.get(rtxn, collection.id, key)?;
+                doc.vector = side
+                    .vectors
+                    .get(rtxn, collection.id, key)?
+                    .map(|v| Vector::from(v).encoded(encoding));
             }
             Ok(doc)
         })

@@ -15,7 +15,9 @@ use super::validate;
 use super::vector_set::exact_score;
 use super::vectors::decode_vector;
 use ctxd_proto::limits::{DEFAULT_K, DEFAULT_RRF_K, MAX_K, MAX_WEIGHT};
-use ctxd_proto::{Field, Hit, Ranks, Search, SearchMode, SearchResult, Tokenizer, Weights};
+use ctxd_proto::{
+    Field, Hit, Ranks, Search, SearchMode, SearchResult, Tokenizer, Vector, VectorEncoding, Weights,
+};
 use roaring::RoaringBitmap;
 use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
@@ -128,7 +130,8 @@ pub fn search(side: &ReadSide, params: &Search) -> Result<SearchResult, StorageE
             k,
         ),
     };
-    let hits = hydrate(side, &collection, ranked, &include)?;
+    let encoding = params.vector_encoding.unwrap_or_default();
+    let hits = hydrate(side, &collection, ranked, &include, encoding)?;
     Ok(SearchResult { hits })
 }
 
@@ -438,6 +441,7 @@ fn hydrate(
     collection: &Collection,
     ranked: Vec<(u32, f64, Ranks)>,
     include: &[Field],
+    encoding: VectorEncoding,
 ) -> Result<Vec<Hit>, StorageError> {
     let keys: Vec<u32> = ranked.iter().map(|(key, _, _)| *key).collect();
     let vector_values = if include.contains(&Field::Vector) {
@@ -457,7 +461,10 @@ fn hydrate(
         let Some(row) = row else { continue };
         let doc = row.into_document(include);
         let vector = match &rtxn {
-            Some(rtxn) => side.vectors.get(rtxn, collection.id, key)?,
+            Some(rtxn) => side
+                .vectors
+                .get(rtxn, collection.id, key)?
+                .map(|v| Vector::from(v).encoded(encoding)),
             None => None,
         };
         hits.push(Hit {

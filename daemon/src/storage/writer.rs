@@ -384,7 +384,7 @@ fn upsert(
             changes.push(VectorChange::Put {
                 collection: collection.id,
                 key,
-                vector,
+                vector: vector.into_values(),
             });
         }
         existing.insert(doc.id, (key, has_vector));
