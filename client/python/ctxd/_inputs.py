@@ -99,6 +99,12 @@ def embeddings(value: Any, count: int) -> Optional[List[Optional[List[Any]]]]:
 
 
 def _vectors(value: Any, name: str) -> Optional[List[Any]]:
+    # numpy arrays stay arrays (one row each): `_vectors.encode` sends their bytes as they are.
+    ndim = getattr(value, "ndim", None) if hasattr(value, "__iter__") else None
+    if ndim == 1:
+        return [value]
+    if ndim == 2:
+        return list(value)
     value = plain(value)
     if value is None:
         return None
@@ -108,7 +114,7 @@ def _vectors(value: Any, name: str) -> Optional[List[Any]]:
     if value and is_number(plain(value[0])):
         # A single embedding (a flat list of numbers), as ChromaDB also accepts.
         return [value]
-    return [plain(vector) for vector in value]
+    return value
 
 
 def query_embeddings(value: Any) -> Optional[List[List[Any]]]:

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence
 
+from . import _vectors
+
 
 def distance_from_score(score: float, distance: str) -> float:
     """ChromaDB's distance for a vector-search score of a collection with ``distance``."""
@@ -46,7 +48,9 @@ def get_result(documents: Sequence[Dict[str, Any]], include: Sequence[str]) -> D
     return {
         "ids": [doc["id"] for doc in documents],
         "embeddings": (
-            [doc.get("vector") for doc in documents] if "embeddings" in include else None
+            [_vector(doc.get("vector")) for doc in documents]
+            if "embeddings" in include
+            else None
         ),
         "documents": [doc.get("text") for doc in documents] if "documents" in include else None,
         "metadatas": (
@@ -67,6 +71,8 @@ def query_result(
     def per_query(field: str) -> Optional[List[List[Any]]]:
         if field not in include:
             return None
+        if field == "embeddings":
+            return [[_vector(hit.get("vector")) for hit in hits] for hits in hit_lists]
         return [[hit.get(_WIRE[field]) for hit in hits] for hits in hit_lists]
 
     distances: Optional[List[List[Optional[float]]]] = None
@@ -92,3 +98,10 @@ def query_result(
 
 
 _WIRE = {"embeddings": "vector", "documents": "text", "metadatas": "metadata"}
+
+
+def _vector(value: Any) -> Optional[List[float]]:
+    """A vector from the daemon as a list of floats, whichever encoding it came in."""
+    if isinstance(value, str):
+        return _vectors.decode(value)
+    return value

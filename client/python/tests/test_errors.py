@@ -109,7 +109,7 @@ def test_nan_and_infinity_are_invalid_vectors(client):
             col.upsert(ids=["ok", "bad"], embeddings=[[1, 2, 3], [0.5, bad, 0.0]])
         assert caught.value.code == "invalid_vector"
         assert caught.value.details == {"position": 1}
-        assert "'bad'" in caught.value.message
+        assert "bad" in caught.value.message
     with pytest.raises(ctxd.InvalidVector):
         col.query(query_embeddings=[[1.0, math.nan, 0.0]])
     assert col.count() == 0, "nothing of a refused batch is written"
