@@ -49,6 +49,8 @@
 //! [`DropCollection`], [`Upsert`], [`Delete`], [`Get`], [`Count`], [`Search`], [`Release`],
 //! [`Renew`], [`Resume`], [`Snapshot`], [`Check`], [`Shutdown`]. Error codes are
 //! [`ErrorCode`] (`disk_full` joined them within protocol 1); metadata filters are [`Filter`].
+//! A vector ([`Vector`]) is a JSON array, or base64 of little-endian `f32` (also an addition
+//! within protocol 1); `get` and `search` return vectors in their `vector_encoding`.
 //!
 //! A connection should begin with `hello`; a daemon that does not speak the requested
 //! `protocol` answers `unsupported_protocol` with `supported` (a list of versions) in the
