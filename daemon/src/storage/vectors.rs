@@ -21,7 +21,8 @@ use super::reader::ReadGate;
 use heed::byteorder::BigEndian;
 use heed::types::{Bytes, Str, U64};
 use heed::{
-    CommitOrAbort, CompactionOption, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls,
+    CommitOrAbort, CompactionOption, Database, Env, EnvOpenOptions, PutFlags, RoTxn, RwTxn,
+    WithoutTls,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -74,6 +75,17 @@ pub fn decode_vector(bytes: &[u8]) -> Vec<f32> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
+}
+
+/// Decodes little-endian `f32`s into `out`, replacing its contents (no allocation once `out`
+/// has room: re-scoring decodes hundreds of vectors per search).
+pub fn decode_into(bytes: &[u8], out: &mut Vec<f32>) {
+    out.clear();
+    out.extend(
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+    );
 }
 
 /// LMDB's node header and our 6-byte key, rounded up.
@@ -285,6 +297,12 @@ impl VectorStore {
     }
 
     fn apply(&self, wtxn: &mut RwTxn<'_>, changes: &[VectorChange]) -> Result<(), StorageError> {
+        // The largest key in the store: a new key above it is appended. Keys are handed out in
+        // ascending order, so that is nearly every new vector, and it matters for disk: a plain
+        // put of ascending keys splits each full leaf in the middle and leaves the left half
+        // behind, one 1.5 KiB vector per 4 KiB page (100k × 384: 409 MB), while an append
+        // fills each page before starting the next (2 per page, 203 MB).
+        let mut last: Option<Vec<u8>> = self.vectors.last(wtxn)?.map(|(k, _)| k.to_vec());
         for change in changes {
             match change {
                 VectorChange::Put {
@@ -292,11 +310,15 @@ impl VectorStore {
                     key,
                     vector,
                 } => {
-                    self.vectors.put(
-                        wtxn,
-                        &vector_key(*collection, *key),
-                        &encode_vector(vector),
-                    )?;
+                    let entry = vector_key(*collection, *key);
+                    let value = encode_vector(vector);
+                    if last.as_deref().is_none_or(|last| entry.as_slice() > last) {
+                        self.vectors
+                            .put_with_flags(wtxn, PutFlags::APPEND, &entry, &value)?;
+                        last = Some(entry.to_vec());
+                    } else {
+                        self.vectors.put(wtxn, &entry, &value)?;
+                    }
                 }
                 VectorChange::Delete { collection, key } => {
                     self.vectors.delete(wtxn, &vector_key(*collection, *key))?;
@@ -354,6 +376,28 @@ impl VectorReader {
             .vectors
             .get(rtxn, &vector_key(collection, key))?
             .map(decode_vector))
+    }
+
+    /// Calls `each` with the vector of every key of `keys` that has one, in key order: `keys`
+    /// is sorted and deduplicated first, so successive lookups walk the B-tree's pages in
+    /// order instead of at random.
+    pub fn each_of(
+        &self,
+        rtxn: &RoTxn<'_, WithoutTls>,
+        collection: u16,
+        keys: &mut Vec<u32>,
+        mut each: impl FnMut(u32, &[f32]),
+    ) -> Result<(), StorageError> {
+        keys.sort_unstable();
+        keys.dedup();
+        let mut vector = Vec::new();
+        for &key in keys.iter() {
+            if let Some(bytes) = self.vectors.get(rtxn, &vector_key(collection, key))? {
+                decode_into(bytes, &mut vector);
+                each(key, &vector);
+            }
+        }
+        Ok(())
     }
 
     /// The ids of every collection that has vectors (a scan: for `check`).
