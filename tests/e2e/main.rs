@@ -29,4 +29,5 @@ mod service;
 mod snapshot;
 mod support;
 mod vector_bytes;
+mod vector_recall;
 mod writers;

@@ -1,10 +1,7 @@
-//! The in-memory quantized copy of a collection's vectors, scanned for vector search.
-//!
-//! Search is an exhaustive scan of this copy followed by exact re-scoring of the best
-//! candidates (the exact f32 vectors live in LMDB; [`exact_score`] is the scoring function).
-//! On the real 100k × 384 vectors an i8 copy scans in about a millisecond on one thread and,
-//! re-scored, matches exact search (`cargo bench -p ctxd --bench vector_scan`), which beats every ANN setting we
-//! measured at that size.
+//! The `u8` tier: a quantized copy of every vector, one byte per component, for the distances
+//! a sign sketch cannot rank (euclidean, manhattan) and for dot (whose ranking depends on the
+//! lengths the sketch drops). Scanned exhaustively; the best candidates are then re-scored
+//! exactly (see the parent module).
 //!
 //! Layout: one contiguous buffer of codes, one row of `stride` bytes per vector (the dimension
 //! rounded up to [`LANES`], padded with the code of 0), and parallel `keys`, `scales` and (for
@@ -19,19 +16,18 @@
 //! the `i16 × u8 → i32` multiply-accumulate into `pmaddwd`. With signed `i8` codes LLVM widens
 //! by unpacking into a register it treats as undefined and then shifting, which chains each
 //! iteration to the previous one through that register's false dependency: 2.6 ms per
-//! 100k × 384 scan against 1.43 ms for the offset-binary form (the memory-bandwidth floor of a
-//! 37 MiB pass on the same machine is ~1.1 ms; `-C target-cpu=native` gets 1.19 ms). The offset
-//! is removed afterwards with one subtraction per vector: `Σ q·(u − 128) = Σ q·u − 128·Σ q`.
-//! The fine query quantization costs nothing (the query is widened to `i16` either way) and
-//! leaves the stored codes as the only source of error.
+//! 100k × 384 scan against 1.43 ms for the offset-binary form (`-C target-cpu=native` gets
+//! 1.19 ms). The offset is removed afterwards with one subtraction per vector:
+//! `Σ q·(u − 128) = Σ q·u − 128·Σ q`. The fine query quantization costs nothing (the query is
+//! widened to `i16` either way) and leaves the stored codes as the only source of error.
 //!
 //! Measured by `cargo bench -p ctxd --bench vector_scan` (100k × 384 MiniLM, 300 SciFact
-//! queries, cosine): build 1.5 µs per vector, 38.5 MiB (404 B per vector), scan p50 1.49 ms
-//! for n = 10, recall@10 0.995 raw and 1.000 after re-scoring the top 50 exactly.
+//! queries): 404 B per vector, scan p50 1.5–3 ms for n = 10 depending on the machine's load,
+//! recall@10 0.995 raw and 1.000 after re-scoring the top 50 exactly.
 
+use super::{norm2, select};
 use ctxd_proto::Distance;
 use ctxd_proto::limits::MAX_DIMENSION;
-use std::cmp::Ordering;
 use std::collections::HashMap;
 
 /// Rows are padded to a multiple of this many codes so the kernel has no remainder loop. 32
@@ -46,104 +42,9 @@ const CODE_MAX: f64 = 127.0;
 /// Stored byte = code + this (offset-binary).
 const CODE_OFFSET: u8 = 128;
 
-/// The smallest candidate buffer of a scan, so that a small n (10) does not compact after
-/// every handful of admitted rows; 32 entries are 256 bytes (a judgement, not a measurement).
-const MIN_BUFFER: usize = 32;
-
-/// Higher is better for every distance: cosine similarity, dot product, negated euclidean (L2)
-/// distance, negated manhattan (L1) distance.
-///
-/// The cosine similarity of a zero vector with anything is 0. `query` and `vector` have the same
-/// length (the shorter one decides otherwise).
-///
-/// Always a finite number for finite inputs: the sums run in `f32` (the fast path), and when one
-/// of them overflows (components near `f32::MAX`: a product of two is far beyond it) the score is
-/// computed again in `f64`, where no sum of at most 4096 products of `f32` values can overflow.
-pub fn exact_score(distance: Distance, query: &[f32], vector: &[f32]) -> f64 {
-    let product = |a: f32, b: f32| a * b;
-    let fast = match distance {
-        Distance::Cosine => {
-            // Three simple passes (the second and third over data already in L1): one loop
-            // accumulating all three sums left the dot product scalar (LLVM's SLP vectorizer),
-            // 36 ms per brute force over 100k × 384 against 14 ms for the three passes.
-            let dot = reduce(query, vector, product);
-            let (qq, xx) = (
-                reduce(query, query, product),
-                reduce(vector, vector, product),
-            );
-            let norms = qq.sqrt() * xx.sqrt();
-            let all_finite =
-                dot.is_finite() && qq.is_finite() && xx.is_finite() && norms.is_finite();
-            match (all_finite, norms > 0.0) {
-                (false, _) => f32::NAN,
-                (true, true) => dot / norms,
-                (true, false) => 0.0,
-            }
-        }
-        Distance::Dot => reduce(query, vector, product),
-        Distance::Euclidean => -reduce(query, vector, |a, b| (a - b) * (a - b)).sqrt(),
-        Distance::Manhattan => -reduce(query, vector, |a, b| (a - b).abs()),
-    };
-    if fast.is_finite() {
-        f64::from(fast)
-    } else {
-        exact_score_f64(distance, query, vector)
-    }
-}
-
-/// [`exact_score`] with every sum in `f64`.
-fn exact_score_f64(distance: Distance, query: &[f32], vector: &[f32]) -> f64 {
-    let pairs = || {
-        query
-            .iter()
-            .zip(vector)
-            .map(|(&q, &x)| (f64::from(q), f64::from(x)))
-    };
-    match distance {
-        Distance::Cosine => {
-            let dot: f64 = pairs().map(|(q, x)| q * x).sum();
-            let norms = norm2(query).sqrt() * norm2(vector).sqrt();
-            if norms > 0.0 { dot / norms } else { 0.0 }
-        }
-        Distance::Dot => pairs().map(|(q, x)| q * x).sum(),
-        Distance::Euclidean => -pairs().map(|(q, x)| (q - x) * (q - x)).sum::<f64>().sqrt(),
-        Distance::Manhattan => -pairs().map(|(q, x)| (q - x).abs()).sum::<f64>(),
-    }
-}
-
-/// Σ term(qᵢ, xᵢ) over the common length, in 16 independent partial sums: f32 addition is not
-/// associative, so LLVM vectorizes a reduction only when the source already splits it, and four
-/// SSE registers of partial sums hide the add latency (brute-force cosine over 100k × 384:
-/// 19 ms per query with 8 lanes, 14 ms with 16, no better with 32).
-#[inline(always)]
-fn reduce(query: &[f32], vector: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
-    const W: usize = 16;
-    let len = query.len().min(vector.len());
-    let (q_chunks, q_rest) = query[..len].as_chunks::<W>();
-    let (x_chunks, x_rest) = vector[..len].as_chunks::<W>();
-    let mut acc = [0.0f32; W];
-    for (q, x) in q_chunks.iter().zip(x_chunks) {
-        for j in 0..W {
-            acc[j] += term(q[j], x[j]);
-        }
-    }
-    acc.iter().sum::<f32>()
-        + q_rest
-            .iter()
-            .zip(x_rest)
-            .map(|(&q, &x)| term(q, x))
-            .sum::<f32>()
-}
-
-/// The squared Euclidean norm, accumulated in f64 (used once per upsert or query, not per scan
-/// row, so precision is worth more than speed).
-fn norm2(values: &[f32]) -> f64 {
-    values.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
-}
-
 /// The quantized copy of one collection's vectors; see the module documentation.
 #[derive(Debug, Clone)]
-pub struct VectorSet {
+pub struct CodeSet {
     dimension: usize,
     distance: Distance,
     /// `dimension` rounded up to a multiple of [`LANES`]: the length of one row of `codes`.
@@ -161,18 +62,18 @@ pub struct VectorSet {
     slots: HashMap<u32, u32>,
 }
 
-impl VectorSet {
+impl CodeSet {
     /// An empty set for vectors of `dimension` values compared by `distance`.
     ///
     /// # Panics
     /// If `dimension` is 0 or above the protocol's `MAX_DIMENSION`: the scan's `i32`
     /// accumulators are sized for that bound (see `QueryCodes::new`).
-    pub fn new(dimension: usize, distance: Distance) -> VectorSet {
+    pub fn new(dimension: usize, distance: Distance) -> CodeSet {
         assert!(
             (1..=MAX_DIMENSION as usize).contains(&dimension),
             "vector dimension {dimension} out of range 1..={MAX_DIMENSION}"
         );
-        VectorSet {
+        CodeSet {
             dimension,
             distance,
             stride: dimension.next_multiple_of(LANES),
@@ -201,6 +102,11 @@ impl VectorSet {
     /// The number of values per vector.
     pub fn dimension(&self) -> usize {
         self.dimension
+    }
+
+    /// Bytes per row.
+    pub fn stride(&self) -> usize {
+        self.stride
     }
 
     /// How vectors are compared.
@@ -366,40 +272,13 @@ impl VectorSet {
         allow: Option<&dyn Fn(u32) -> bool>,
         rank: impl Fn(usize, &[u8]) -> f64,
     ) -> Vec<(u32, f64)> {
-        // Candidates at or above the current floor go into a buffer of 2n; when it is full,
-        // `select_nth_unstable_by` keeps the best n and raises the floor to the n-th score.
-        // Per row that is one float compare, and only ~n·ln(len/n) rows ever get past it.
-        // Measured at 100k × 384 (selection alone, p50): this buffer 0.065 / 0.078 / 0.134 /
-        // 0.184 ms for n = 10 / 50 / 500 / 1000, a `BinaryHeap` with the same floor 0.041 /
-        // 0.060 / 0.244 / 0.438 ms, scoring everything into a buffer and selecting once
-        // ~0.2 ms whatever n. Near-equal for small n, twice as fast as the heap for large n.
-        let cap = 2 * n.max(MIN_BUFFER / 2);
-        let mut kept: Vec<Candidate> = Vec::with_capacity(cap.min(self.len()));
-        let mut floor = f64::NEG_INFINITY;
-        for (slot, row) in self.codes.chunks_exact(self.stride).enumerate() {
-            let score = rank(slot, row);
-            if score < floor {
-                continue;
-            }
-            let key = self.keys[slot];
-            if let Some(allow) = allow
-                && !allow(key)
-            {
-                continue;
-            }
-            kept.push(Candidate { score, key });
-            if kept.len() == cap {
-                kept.select_nth_unstable_by(n - 1, best_first);
-                kept.truncate(n);
-                floor = kept[n - 1].score;
-            }
-        }
-        if kept.len() > n {
-            kept.select_nth_unstable_by(n - 1, best_first);
-            kept.truncate(n);
-        }
-        kept.sort_unstable_by(best_first);
-        kept.into_iter().map(|c| (c.key, c.score)).collect()
+        let rows = self.codes.chunks_exact(self.stride).enumerate();
+        select(
+            n,
+            &self.keys,
+            allow,
+            rows.map(|(slot, row)| (slot, rank(slot, row))),
+        )
     }
 
     /// Approximate memory use in bytes (for status/logging).
@@ -526,20 +405,9 @@ fn l1(query: &[f32], row: &[u8], scale: f32) -> f64 {
         .sum()
 }
 
-/// One entry of the running top `n`.
-#[derive(Debug, Clone, Copy)]
-struct Candidate {
-    score: f64,
-    key: u32,
-}
-
-/// Orders candidates best first: higher score, then lower key (so ties are deterministic).
-fn best_first(a: &Candidate, b: &Candidate) -> Ordering {
-    b.score.total_cmp(&a.score).then(a.key.cmp(&b.key))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::exact_score;
     use super::*;
 
     const ALL: [Distance; 4] = [
@@ -582,39 +450,9 @@ mod tests {
         (a - b).abs() <= 1e-5 * (1.0 + b.abs())
     }
 
-    #[test]
-    fn exact_scores_by_hand() {
-        let q = [1.0, 2.0, 2.0];
-        let x = [3.0, 0.0, 4.0];
-        // q·x = 3 + 0 + 8 = 11; |q| = 3; |x| = 5.
-        assert!(close(exact_score(Distance::Dot, &q, &x), 11.0));
-        assert!(close(exact_score(Distance::Cosine, &q, &x), 11.0 / 15.0));
-        // q − x = (−2, 2, −2): L2 = √12, L1 = 6.
-        assert!(close(
-            exact_score(Distance::Euclidean, &q, &x),
-            -(12.0f32).sqrt()
-        ));
-        assert!(close(exact_score(Distance::Manhattan, &q, &x), -6.0));
-        assert_eq!(exact_score(Distance::Cosine, &q, &[0.0; 3]), 0.0);
-        assert!(close(exact_score(Distance::Cosine, &q, &q), 1.0));
-        assert!(close(exact_score(Distance::Euclidean, &q, &q), 0.0));
-        // Longer than one lane block, with a remainder: 0..19 against all ones.
-        let a: Vec<f32> = (0..19).map(|i| i as f32).collect();
-        let ones = vec![1.0f32; 19];
-        assert!(close(exact_score(Distance::Dot, &a, &ones), 171.0));
-        assert!(close(
-            exact_score(Distance::Manhattan, &a, &ones),
-            -(1.0 + 153.0)
-        ));
-        let l2 = (a.iter().map(|v| (v - 1.0) * (v - 1.0)).sum::<f32>()).sqrt();
-        assert!(close(exact_score(Distance::Euclidean, &a, &ones), -l2));
-        let cos = 171.0 / ((a.iter().map(|v| v * v).sum::<f32>()).sqrt() * 19f32.sqrt());
-        assert!(close(exact_score(Distance::Cosine, &a, &ones), cos));
-    }
-
     /// Checks every structural invariant, including that each row still encodes its key's
     /// vector after rows were moved.
-    fn check(set: &VectorSet, model: &HashMap<u32, Vec<f32>>) {
+    fn check(set: &CodeSet, model: &HashMap<u32, Vec<f32>>) {
         assert_eq!(set.len(), model.len());
         assert_eq!(set.is_empty(), model.is_empty());
         assert_eq!(set.codes.len(), set.len() * set.stride);
@@ -644,7 +482,7 @@ mod tests {
     fn upsert_remove_against_a_model() {
         let dim = 5;
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        let mut set = VectorSet::new(dim, Distance::Dot);
+        let mut set = CodeSet::new(dim, Distance::Dot);
         let mut model: HashMap<u32, Vec<f32>> = HashMap::new();
         for step in 0..3000 {
             // Keys from a small range so replaces and removes of present keys are common.
@@ -675,7 +513,7 @@ mod tests {
         let dim = 40; // not a multiple of LANES: exercises the padding
         for distance in ALL {
             let mut rng = Rng(7);
-            let mut set = VectorSet::new(dim, distance);
+            let mut set = CodeSet::new(dim, distance);
             for key in 0..300 {
                 set.upsert(key * 3, &rng.vector(dim));
             }
@@ -713,7 +551,7 @@ mod tests {
         let dim = 64;
         for distance in ALL {
             let mut rng = Rng(11);
-            let mut set = VectorSet::new(dim, distance);
+            let mut set = CodeSet::new(dim, distance);
             let vectors: Vec<Vec<f32>> = (0..100).map(|_| rng.vector(dim)).collect();
             for (key, v) in vectors.iter().enumerate() {
                 set.upsert(key as u32, v);
@@ -745,7 +583,7 @@ mod tests {
     fn true_top_10_is_within_the_scan_top_50(distance: Distance) {
         let (dim, count, queries) = (64, 2000, 50);
         let mut rng = Rng(0xC0FF_EE00 + distance as u64);
-        let mut set = VectorSet::new(dim, distance);
+        let mut set = CodeSet::new(dim, distance);
         let vectors: Vec<Vec<f32>> = (0..count).map(|_| rng.vector(dim)).collect();
         for (key, v) in vectors.iter().enumerate() {
             set.upsert(key as u32, v);
@@ -794,7 +632,7 @@ mod tests {
     #[test]
     fn ties_go_to_the_lower_key_across_compactions() {
         // 200 equal vectors: every compaction of the candidate buffer sees only ties.
-        let mut set = VectorSet::new(8, Distance::Dot);
+        let mut set = CodeSet::new(8, Distance::Dot);
         for key in (0..200).rev() {
             set.upsert(key, &[0.5; 8]);
         }
@@ -806,7 +644,7 @@ mod tests {
 
     #[test]
     fn cosine_ignores_length_and_zero_vectors_score_zero() {
-        let mut set = VectorSet::new(3, Distance::Cosine);
+        let mut set = CodeSet::new(3, Distance::Cosine);
         set.upsert(1, &[1.0, 0.0, 0.0]);
         set.upsert(2, &[100.0, 1.0, 0.0]);
         set.upsert(3, &[0.0, 0.0, 0.0]);
@@ -826,7 +664,7 @@ mod tests {
 
     #[test]
     fn cosine_handles_tiny_and_huge_lengths() {
-        let mut set = VectorSet::new(2, Distance::Cosine);
+        let mut set = CodeSet::new(2, Distance::Cosine);
         set.upsert(1, &[1e-30, 0.0]);
         set.upsert(2, &[1e30, 1e30]);
         set.upsert(3, &[0.0, 3e-38]);
@@ -848,7 +686,7 @@ mod tests {
             [0.0; 4],
         ];
         for distance in ALL {
-            let mut set = VectorSet::new(4, distance);
+            let mut set = CodeSet::new(4, distance);
             for (key, v) in vectors.iter().enumerate() {
                 set.upsert(key as u32, v);
             }
