@@ -70,6 +70,7 @@ fn main() {
 
 #[cfg(unix)]
 mod bench {
+    use crate::common::noise::noisy_copy;
     use crate::common::{Daemon, Memory, disk_usage, nanos, percentile};
     use ctxd_client::Client;
     use ctxd_client::proto::{
@@ -1071,24 +1072,12 @@ mod bench {
     /// comes from a generator seeded with (r, j) alone, so the corpus is the same however it
     /// is cut into pieces, on every run.
     fn expand(chunks: &[Document], first: usize, copies: usize) -> Vec<Document> {
-        let deviation = NOISE / (DIM as f64).sqrt();
         let mut out = Vec::with_capacity(chunks.len() * copies);
         for (row, chunk) in (first..).zip(chunks) {
             out.push(chunk.clone());
             let source = chunk.vector.as_deref().unwrap_or_default();
             for copy in 1..copies {
-                let mut random = SplitMix64(((row as u64) << 8) | copy as u64);
-                let mut noisy: Vec<f64> = Vec::with_capacity(source.len() + 1);
-                while noisy.len() < source.len() {
-                    let (a, b) = random.gaussian_pair();
-                    noisy.extend([a, b]);
-                }
-                noisy.truncate(source.len());
-                for (value, &x) in noisy.iter_mut().zip(source) {
-                    *value = f64::from(x) + deviation * *value;
-                }
-                let norm = noisy.iter().map(|v| v * v).sum::<f64>().sqrt();
-                let vector: Vec<f32> = noisy.iter().map(|v| (v / norm) as f32).collect();
+                let vector = noisy_copy(source, row, copy, NOISE);
                 let mut metadata = chunk
                     .metadata
                     .as_ref()
@@ -1126,31 +1115,6 @@ mod bench {
             }
         }
         sum / f64::from(n.max(1))
-    }
-
-    /// Steele, Lea and Flood's SplitMix64: a tiny deterministic generator, enough for noise.
-    struct SplitMix64(u64);
-
-    impl SplitMix64 {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        /// Uniform in (0, 1).
-        fn unit(&mut self) -> f64 {
-            ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        }
-
-        /// Two independent standard normal values (Box–Muller).
-        fn gaussian_pair(&mut self) -> (f64, f64) {
-            let radius = (-2.0 * self.unit().ln()).sqrt();
-            let angle = std::f64::consts::TAU * self.unit();
-            (radius * angle.cos(), radius * angle.sin())
-        }
     }
 
     fn load_scifact(dir: &Path) -> Option<Vec<Document>> {

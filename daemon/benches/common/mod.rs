@@ -9,6 +9,8 @@
     reason = "each benchmark is its own crate and uses only part of this module"
 )]
 
+pub mod noise;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
