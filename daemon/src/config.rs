@@ -28,13 +28,17 @@ pub struct ServeConfig {
     pub read_queue: usize,
 }
 
-/// The vector count from which a collection gets an ANN index by default. Below it the
-/// in-memory scan is faster and more accurate than arroy: at 1M (the 100k real 384-d
-/// embeddings plus noisy copies) the cosine sketch scans in 4.7 ms p50 on one thread (3.0 on
-/// two) at recall@10 0.998 (`cargo bench -p ctxd --bench vector_scan -- 1m`), where arroy at
-/// the default effort took 16.3 ms at recall 0.952 through the daemon (README, "ANN tier").
-/// The scan grows linearly (0.35 ms at 100k) and arroy, measured, 1.5 times per tenfold:
-/// extrapolated, they cross near five million vectors. Above it the index also keeps the in-memory copy from growing.
+/// The vector count from which a collection gets an ANN index by default. Below it a cosine
+/// collection's in-memory sketch is faster and more accurate than arroy: at 1M (the 100k real
+/// 384-d embeddings plus noisy copies) it scans in 4.7 ms p50 on one thread (3.0 on two) at
+/// recall@10 0.998 (`cargo bench -p ctxd --bench vector_scan -- 1m`), where arroy at the
+/// default effort took 16.3 ms at recall 0.952 through the daemon (README, "ANN tier"). The
+/// scan grows linearly (0.35 ms at 100k) and arroy, measured, 1.5 times per tenfold:
+/// extrapolated, they cross near five million vectors. One threshold serves every distance:
+/// dot, euclidean and manhattan collections keep the `u8` scan, which at 1M took 17.4 ms p50
+/// (about arroy's 16.3 ms, exact instead of 0.95), so for those the index starts paying near a
+/// million, and `--ann-threshold 1000000` is the setting for a store of large ones. Above the
+/// threshold the index also keeps the in-memory copy from growing with the collection.
 pub const DEFAULT_ANN_THRESHOLD: u64 = 5_000_000;
 
 /// How long a request line may take to arrive once its first byte has, and a reply to be read,

@@ -30,7 +30,7 @@ const HYBRID_DEPTH: usize = 100;
 
 /// Candidates re-scored exactly per wanted hit when the request has no `effort`: for k = 10 the
 /// in-memory copy's best 50, recall@10 0.998 (cosine's sketch) and 1.0 (the `u8` codes) at 100k
-/// real embeddings, 0.997 at 1M (`cargo bench -p ctxd --bench vector_scan [-- 1m]`).
+/// real embeddings, 0.998 at 1M (`cargo bench -p ctxd --bench vector_scan [-- 1m]`).
 const DEFAULT_EFFORT: usize = 5;
 
 /// The most candidates one search re-scores (bounds `effort` × `k`).
