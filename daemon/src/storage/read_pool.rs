@@ -8,10 +8,10 @@
 //! the daemon ran out of. The threads start with the store and live as long as it.
 
 use super::StorageError;
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// Reads waiting for a thread, by default: a burst of a thousand simultaneous reads (one per
@@ -34,7 +34,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// The pool's handle: cheap to clone; the threads end when the last handle is dropped.
 #[derive(Clone)]
 pub struct ReadPool {
-    jobs: SyncSender<Job>,
+    jobs: Sender<Job>,
     threads: usize,
     queue: usize,
     /// Reads running or waiting, for the refusal's message.
@@ -45,10 +45,12 @@ impl ReadPool {
     /// Starts `threads` (1–[`MAX_THREADS`]) read threads with room for `queue` waiting reads.
     pub fn start(threads: usize, queue: usize) -> Result<ReadPool, StorageError> {
         let threads = threads.clamp(1, MAX_THREADS);
-        let (jobs, receiver) = sync_channel::<Job>(queue);
-        let receiver = Arc::new(Mutex::new(receiver));
+        // A multi-consumer queue, not one `Receiver` behind a mutex: with the mutex, every job
+        // woke two threads (the one holding the lock in `recv`, then the next waiter for the
+        // lock), and on a small machine those wake-ups were most of a small read's cost.
+        let (jobs, receiver) = bounded::<Job>(queue);
         for n in 0..threads {
-            let receiver = Arc::clone(&receiver);
+            let receiver = receiver.clone();
             std::thread::Builder::new()
                 .name(format!("ctxd-read-{n}"))
                 .spawn(move || work(&receiver))
@@ -105,16 +107,9 @@ impl ReadPool {
 }
 
 /// A read thread: runs jobs until the pool's last handle is gone.
-fn work(receiver: &Mutex<Receiver<Job>>) {
-    loop {
-        let job = {
-            let receiver = receiver.lock().unwrap_or_else(|e| e.into_inner());
-            receiver.recv()
-        };
-        match job {
-            Ok(job) => job(),
-            Err(_) => return,
-        }
+fn work(receiver: &Receiver<Job>) {
+    while let Ok(job) = receiver.recv() {
+        job();
     }
 }
 
