@@ -1,10 +1,15 @@
-"""Vector queries from Python at 100k, ctxd against ChromaDB 1.5.9, in one run.
+"""Vector queries from Python at 100k (or 1M), ctxd against ChromaDB 1.5.9, in one run.
 
-    client/python/bench/run query [--data DIR] [--n N] [--queries Q]
+    client/python/bench/run query [--data DIR] [--n N] [--queries Q] [--copies C [--noise X]]
 
 Loads the first N (default 100,000) chunks of ``big/`` (text, 384-d MiniLM vectors widened from
 f16, metadata ``{"doc_id", "kind"}``) into a fresh ctxd daemon and a fresh
-``chromadb.PersistentClient`` (cosine), then runs Q (default 400) SciFact query vectors through
+``chromadb.PersistentClient`` (cosine). ``--copies 10`` is the million-vector part (not CI;
+ChromaDB takes about half an hour to ingest it): every chunk is followed by nine noisy copies of
+itself (its unit vector plus gaussian noise of expected norm ``--noise``, default 0.5,
+renormalized; same text and metadata, id ``<id>~<j>``), the construction of the Rust benches'
+``1m`` parts (``daemon/benches/common/noise.rs``; numpy's generator here, so not the same bits).
+Then it runs Q (default 400) SciFact query vectors through
 both, ``collection.query(query_embeddings=[q], n_results=10)`` with each client's default
 ``include`` (documents, metadatas, distances), in four rounds (every query through one store,
 then through the other, the first alternating). Prints p50/p99 latency, recall@10 against exact brute force (numpy, f64),
@@ -41,6 +46,8 @@ DIM = 384
 K = 10
 EFFORTS = (1, 2, 3, 5, 10, 20)
 ROUNDS = 4
+#: Documents per ``Collection.upsert`` call of the bench.
+PIECE = 100_000
 
 
 def load(data: Path, n: int):
@@ -56,15 +63,39 @@ def load(data: Path, n: int):
     return chunks, matrix, queries
 
 
+def expand(chunks, matrix: np.ndarray, copies: int, noise: float):
+    """Each chunk followed by ``copies - 1`` noisy unit copies of its vector (see the docstring)."""
+    if copies <= 1:
+        return chunks, matrix
+    rng = np.random.default_rng(20261204)
+    units = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    out = np.empty((len(chunks), copies, DIM), dtype="<f4")
+    out[:, 0, :] = matrix
+    for j in range(1, copies):
+        noisy = units + rng.standard_normal(units.shape, dtype=np.float32) * (noise / DIM**0.5)
+        out[:, j, :] = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+    expanded = []
+    for chunk in chunks:
+        expanded.append(chunk)
+        expanded.extend(dict(chunk, id=f"{chunk['id']}~{j}") for j in range(1, copies))
+    return expanded, out.reshape(-1, DIM)
+
+
 def exact_top(matrix: np.ndarray, queries: np.ndarray) -> List[List[int]]:
-    """The exact cosine top K of every query (f64), as row indices."""
-    rows = matrix.astype(np.float64)
+    """The exact cosine top K of every query, as row indices (f64 up to 100k rows; above, f32
+    in blocks of queries, as f64 copies of a million rows would not fit beside the stores)."""
+    wide = np.float64 if len(matrix) <= 100_000 else np.float32
+    rows = matrix.astype(wide)
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    qs = queries.astype(wide)
+    qs /= np.linalg.norm(qs, axis=1, keepdims=True)
     tops = []
-    for q in queries.astype(np.float64):
-        scores = rows @ (q / np.linalg.norm(q))
-        best = np.argpartition(-scores, K)[:K]
-        tops.append(best[np.argsort(-scores[best])].tolist())
+    for start in range(0, len(qs), 50):
+        block = rows @ qs[start : start + 50].T
+        for scores in block.T:
+            best = np.argpartition(-scores, K)[:K]
+            tops.append(best[np.argsort(-scores[best])].tolist())
+    del rows
     return tops
 
 
@@ -96,16 +127,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument("--copies", type=int, default=1)
+    parser.add_argument("--noise", type=float, default=0.5)
     args = parser.parse_args()
     binary = os.environ.get("CTXD_BIN") or shutil.which("ctxd")
     if not binary:
         sys.exit("CTXD_BIN names no daemon (client/python/bench/run builds one)")
     chunks, matrix, queries = load(args.data.resolve(), args.n)
+    chunks, matrix = expand(chunks, matrix, args.copies, args.noise)
     queries = queries[: args.queries]
     ids = [c["id"] for c in chunks]
     texts = [c["text"] for c in chunks]
     metadatas = [{"doc_id": c["doc_id"], "kind": c["kind"]} for c in chunks]
-    lists = matrix.tolist()
     query_lists = queries.tolist()
     print(f"vector queries from Python: {len(ids)} chunks, {DIM}-d, {len(queries)} queries, k={K}")
     exact = exact_top(matrix, queries)
@@ -116,7 +149,15 @@ def main() -> None:
         with ctxd.Client(daemon.socket) as client:
             col = client.create_collection("big", dimension=DIM)
             started = time.perf_counter()
-            col.upsert(ids=ids, embeddings=matrix, metadatas=metadatas, documents=texts)
+            # In pieces, so the client's encoded requests for a million never sit in memory at once.
+            for start in range(0, len(ids), PIECE):
+                end = start + PIECE
+                col.upsert(
+                    ids=ids[start:end],
+                    embeddings=matrix[start:end],
+                    metadatas=metadatas[start:end],
+                    documents=texts[start:end],
+                )
             ctxd_ingest = time.perf_counter() - started
             assert col.count() == len(ids)
 
@@ -136,7 +177,7 @@ def main() -> None:
                 end = start + batch
                 ccol.add(
                     ids=ids[start:end],
-                    embeddings=lists[start:end],
+                    embeddings=matrix[start:end],
                     metadatas=metadatas[start:end],
                     documents=texts[start:end],
                 )
