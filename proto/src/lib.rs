@@ -47,10 +47,14 @@
 //! [`Call::Output`] is the result: [`Hello`] → [`HelloResult`], [`Ping`] → [`Empty`],
 //! [`Health`], [`Status`], [`CreateCollection`], [`ListCollections`], [`GetCollection`],
 //! [`DropCollection`], [`Upsert`], [`Delete`], [`Get`], [`Count`], [`Search`], [`Release`],
-//! [`Renew`], [`Resume`], [`Snapshot`], [`Check`], [`Shutdown`]. Error codes are
-//! [`ErrorCode`] (`disk_full` joined them within protocol 1); metadata filters are [`Filter`].
-//! A vector ([`Vector`]) is a JSON array, or base64 of little-endian `f32` (also an addition
-//! within protocol 1); `get` and `search` return vectors in their `vector_encoding`.
+//! [`Renew`], [`Resume`], [`Snapshot`], [`SnapshotStream`], [`Check`], [`Shutdown`]. Error
+//! codes are [`ErrorCode`] (`disk_full` joined them within protocol 1); metadata filters are
+//! [`Filter`]. A vector ([`Vector`]) is a JSON array, or base64 of little-endian `f32` (also an
+//! addition within protocol 1); `get` and `search` return vectors in their `vector_encoding`.
+//!
+//! One reply is followed by bytes that are not a JSON line: `snapshot_stream`'s (added within
+//! protocol 1) announces `bytes`, and exactly that many bytes of a tar stream follow it before
+//! the next reply line.
 //!
 //! A connection should begin with `hello`; a daemon that does not speak the requested
 //! `protocol` answers `unsupported_protocol` with `supported` (a list of versions) in the

@@ -56,6 +56,8 @@ pub enum Operation {
     Resume(Resume),
     /// Write a consistent copy of the data directory.
     Snapshot(Snapshot),
+    /// Send a consistent copy of the data directory down the connection, as a tar stream.
+    SnapshotStream(SnapshotStream),
     /// Verify both stores and their agreement.
     Check(Check),
     /// Stop the daemon as on SIGTERM.
@@ -64,7 +66,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation name of protocol 1, as written in `op`.
-    pub const NAMES: [&'static str; 19] = [
+    pub const NAMES: [&'static str; 20] = [
         "hello",
         "ping",
         "health",
@@ -82,6 +84,7 @@ impl Operation {
         "renew",
         "resume",
         "snapshot",
+        "snapshot_stream",
         "check",
         "shutdown",
     ];
@@ -106,6 +109,7 @@ impl Operation {
             Operation::Renew(_) => Renew::OP,
             Operation::Resume(_) => Resume::OP,
             Operation::Snapshot(_) => Snapshot::OP,
+            Operation::SnapshotStream(_) => SnapshotStream::OP,
             Operation::Check(_) => Check::OP,
             Operation::Shutdown(_) => Shutdown::OP,
         }
@@ -207,6 +211,7 @@ calls! {
     Renew => RenewResult, "renew";
     Resume => ResumeResult, "resume";
     Snapshot => SnapshotResult, "snapshot";
+    SnapshotStream => SnapshotStreamResult, "snapshot_stream";
     Check => CheckResult, "check";
     Shutdown => Empty, "shutdown";
 }
@@ -440,13 +445,57 @@ pub struct Resume {
 }
 
 /// `snapshot`: write a consistent copy of the data directory to `dest`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Without `keep`, `dest` is the snapshot itself: a directory, or with `format: "tar"` one tar
+/// file (the layout of [`SnapshotStream`]). With `keep`, `dest` is a directory that holds
+/// snapshots: the new one is written into it as `ctxd-<UTC time>-g<generation>` (`.tar` for a
+/// tar) and then the oldest of that form beyond the newest `keep` are removed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {
-    /// An absolute path that must not exist yet, whose parent exists, outside the data
-    /// directory. Any reason the snapshot is not written, these included, is
-    /// `snapshot_failed`.
+    /// An absolute path outside the data directory: without `keep`, one that must not exist
+    /// yet, whose parent exists; with `keep`, an existing directory. Any reason the snapshot
+    /// is not written, these included, is `snapshot_failed`.
     pub dest: String,
+    /// `dir` (the default) or `tar`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<SnapshotFormat>,
+    /// Keep this many snapshots in `dest` (at least 1), the new one included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
+    /// Where a tar's temporary copy is made (an existing absolute directory; default: beside
+    /// the tar). A directory snapshot is written in place under a temporary name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmp_dir: Option<String>,
+}
+
+/// What a snapshot is written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotFormat {
+    /// A directory that is a data directory of its own, with `manifest.json`.
+    #[default]
+    Dir,
+    /// One tar file: `manifest.json` first, then the store files.
+    Tar,
+}
+
+/// `snapshot_stream`: a consistent, verified snapshot sent down this connection as a tar
+/// stream.
+///
+/// The reply line is followed on the connection by exactly
+/// [`SnapshotStreamResult::bytes`] bytes of tar (ustar, no compression): `manifest.json`
+/// first, then `ctxd.json`, `text.sqlite3` and `vectors/data.mdb`, each a regular file with
+/// the size and SHA-256 the manifest gives; then the connection carries JSON lines again. The
+/// daemon makes the copy in a temporary directory of `tmp_dir` (default: beside the data
+/// directory) and removes it when the stream ends, also when the client stops reading; a
+/// stream that ends short (the daemon failed or stopped half way) is not a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotStream {
+    /// An existing absolute directory outside the data directory for the temporary copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmp_dir: Option<String>,
 }
 
 /// `check`: no parameters.
@@ -515,6 +564,9 @@ pub struct StatusResult {
     /// Why the daemon stays released or cannot serve, if it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// The last scheduled snapshot (`--snapshot-every`), once one has been taken or tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_snapshot: Option<ScheduledSnapshot>,
 }
 
 /// Result of `create_collection` and `get_collection`.
@@ -617,6 +669,34 @@ pub struct SnapshotResult {
     pub generation: u64,
     /// Every file of the snapshot, with its checksum.
     pub files: Vec<SnapshotFile>,
+}
+
+/// Result of `snapshot_stream`: the reply line that precedes the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotStreamResult {
+    /// The generation the snapshot holds.
+    pub generation: u64,
+    /// Every store file of the snapshot, with its checksum (as in its `manifest.json`).
+    pub files: Vec<SnapshotFile>,
+    /// How many bytes of tar follow this line.
+    pub bytes: u64,
+}
+
+/// The last snapshot the daemon's schedule (`--snapshot-every`) took or tried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledSnapshot {
+    /// When the round ended.
+    pub at: UnixMillis,
+    /// The generation it holds (or, if it failed, the generation it was taken at).
+    pub generation: u64,
+    /// Its size in bytes (0 if it failed).
+    pub bytes: u64,
+    /// Where it was written (absent if it failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Why it failed (absent if it was written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Result of `check`.

@@ -17,7 +17,7 @@ use ctxd_proto::{
     Call, Check, Comparison, Count, CreateCollection, Delete, DropCollection, Empty, ErrorBody,
     ErrorCode, Filter, Get, GetCollection, Health, Hello, ListCollections, Operation,
     PROTOCOL_VERSION, Ping, Rejected, Release, Renew, Request, RequestId, Response, Resume, Scalar,
-    Search, Shutdown, Snapshot, Status, Upsert, encode_request,
+    Search, Shutdown, Snapshot, SnapshotStream, Status, Upsert, encode_request,
 };
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value, json};
@@ -80,6 +80,7 @@ protocol_calls!(
     Renew,
     Resume,
     Snapshot,
+    SnapshotStream,
     Check,
     Shutdown,
 );
