@@ -8,7 +8,9 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf,
+};
 
 /// A connected socket: replies are read through a buffer, requests written directly.
 pub(crate) struct Connection {
@@ -78,6 +80,27 @@ impl Connection {
             ));
         }
         out.pop();
+        Ok(())
+    }
+
+    /// Copies exactly `bytes` bytes that follow a reply line to `out` (a `snapshot_stream`).
+    pub(crate) async fn copy_exact<W: AsyncWrite + Unpin>(
+        &mut self,
+        bytes: u64,
+        out: &mut W,
+    ) -> io::Result<()> {
+        let mut stream = (&mut self.reader).take(bytes);
+        let copied = tokio::io::copy_buf(&mut stream, out).await?;
+        out.flush().await?;
+        if copied != bytes {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the snapshot stream ended after {copied} of its {bytes} bytes (the daemon \
+                     failed or stopped half way); what was written is not a snapshot"
+                ),
+            ));
+        }
         Ok(())
     }
 

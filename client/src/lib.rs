@@ -60,8 +60,8 @@ use ctxd_proto::{
     DeleteResult, DropCollection, DropCollectionResult, Empty, ErrorCode, Get, GetCollection,
     GetResult, Health, HealthResult, Hello, HelloResult, ListCollections, ListCollectionsResult,
     PROTOCOL_VERSION, Ping, Release, ReleaseResult, Renew, RenewResult, RequestId, Response,
-    Resume, ResumeResult, Search, SearchResult, Shutdown, Snapshot, SnapshotResult, Status,
-    StatusResult, Upsert, UpsertResult,
+    Resume, ResumeResult, Search, SearchResult, Shutdown, Snapshot, SnapshotResult, SnapshotStream,
+    SnapshotStreamResult, Status, StatusResult, Upsert, UpsertResult,
 };
 use std::collections::VecDeque;
 use std::future::Future;
@@ -573,9 +573,41 @@ impl Client {
         self.call(params).await
     }
 
-    /// `snapshot`.
+    /// `snapshot`: a directory at `dest` (see [`Snapshot`] for tar files and retention).
     pub async fn snapshot(&self, dest: impl Into<String>) -> Result<SnapshotResult> {
-        self.call(Snapshot { dest: dest.into() }).await
+        self.call(Snapshot {
+            dest: dest.into(),
+            ..Snapshot::default()
+        })
+        .await
+    }
+
+    /// `snapshot_stream`: a consistent, verified snapshot written to `out` as a tar stream
+    /// (the layout of [`SnapshotStream`]), without touching the live files; returns what the
+    /// stream holds once every byte of it is written. The daemon's temporary copy is made in
+    /// `params.tmp_dir` (default: beside its data directory) and removed when the stream ends.
+    ///
+    /// The client's timeout covers the wait for the snapshot to be taken, not the transfer
+    /// (which runs at the pace of `out`). If `out` fails, or the stream ends short, the error
+    /// says so and the connection is dropped; what reached `out` is then not a snapshot.
+    pub async fn snapshot_to<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        params: SnapshotStream,
+        out: &mut W,
+    ) -> Result<SnapshotStreamResult> {
+        let mut slot = self.connection.lock().await;
+        let mut connection = self.check_out(&mut slot).await?;
+        let header = match self.exchange(&mut connection, &params, None).await {
+            Ok(header) => header,
+            Err(e) => {
+                check_in(&mut slot, connection, Some(&e));
+                return Err(e);
+            }
+        };
+        // In step again only once every byte of the stream has been read.
+        connection.copy_exact(header.bytes, out).await?;
+        check_in(&mut slot, connection, None);
+        Ok(header)
     }
 
     /// `check`.

@@ -26,6 +26,21 @@ pub struct ServeConfig {
     pub read_threads: usize,
     /// Reads that may wait for a thread before more are refused with `busy`.
     pub read_queue: usize,
+    /// Snapshots taken on a schedule (`--snapshot-every`), if any.
+    pub schedule: Option<SnapshotSchedule>,
+}
+
+/// `--snapshot-every`, `--snapshot-dir`, `--snapshot-keep`, `--snapshot-format`.
+#[derive(Debug, Clone)]
+pub struct SnapshotSchedule {
+    /// Time between rounds.
+    pub every: Duration,
+    /// The directory the snapshots are kept in (it must exist).
+    pub dir: PathBuf,
+    /// How many are kept.
+    pub keep: u32,
+    /// Directories or tar files.
+    pub format: ctxd_proto::SnapshotFormat,
 }
 
 /// The vector count from which a collection gets an ANN index by default. Below it a cosine
@@ -80,6 +95,7 @@ impl ServeConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             read_threads: crate::storage::read_pool::default_threads(),
             read_queue: crate::storage::read_pool::DEFAULT_QUEUE,
+            schedule: None,
         }
     }
 }

@@ -105,6 +105,15 @@ pub(crate) async fn run_hosted(
     );
     notify::ready("serving");
     tokio::spawn(expire_leases(Arc::clone(&shared)));
+    if let Some(schedule) = config.schedule.clone() {
+        tracing::info!(
+            every = %humantime::format_duration(schedule.every),
+            dir = %schedule.dir.display(),
+            keep = schedule.keep,
+            "snapshots scheduled"
+        );
+        tokio::spawn(crate::schedule::run(Arc::clone(&shared), schedule));
+    }
     serving(&shared);
 
     server::serve(&listener, Arc::clone(&shared), config.drain_timeout).await;

@@ -5,6 +5,7 @@ use crate::lifecycle;
 use crate::shared::Shared;
 use crate::shutdown::Reason;
 use crate::storage::StorageError;
+use crate::storage::snapshot::Streamable;
 use ctxd_proto::{
     Empty, ErrorBody, ErrorCode, HealthResult, Hello, HelloResult, Operation, PROTOCOL_VERSION,
     Release, ReleaseResult, RenewResult, Request, RequestId, Response, ResumeResult, State,
@@ -14,12 +15,14 @@ use serde::Serialize;
 use std::time::Duration;
 
 /// What the session does after sending the reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum After {
     /// Read the next request.
     Continue,
     /// Keep the connection open, unread, until the daemon has finished shutting down.
     HoldUntilExit,
+    /// Write this snapshot's tar stream (the bytes the reply announced), then read the next
+    /// request.
+    Stream(Box<Streamable>),
 }
 
 /// Answers one request: the encoded reply line (without `\n`) and what to do next.
@@ -97,10 +100,24 @@ pub async fn handle(shared: &Shared, request: Request) -> (Vec<u8>, After) {
             storage(
                 shared
                     .store()
-                    .snapshot(&params.dest, shared.data_dir().to_owned())
+                    .snapshot(&params, shared.data_dir().to_owned())
                     .await,
             ),
         ),
+        Operation::SnapshotStream(params) => {
+            let taken = shared
+                .store()
+                .snapshot_for_stream(params.tmp_dir.as_deref(), shared.data_dir().to_owned())
+                .await;
+            match taken {
+                Ok(archive) => {
+                    let line = encode(id, Ok(archive.result()));
+                    after = After::Stream(Box::new(archive));
+                    line
+                }
+                Err(e) => encode::<Empty>(id, Err(e.into())),
+            }
+        }
         Operation::Check(_) => encode(id, storage(shared.store().check().await)),
     };
     (line, after)
@@ -206,6 +223,7 @@ async fn status(shared: &Shared) -> Result<StatusResult, Error> {
         open_files: crate::open_files::count(shared.data_dir()),
         connections: shared.connections(),
         problem: shared.lifecycle.problem(),
+        last_snapshot: shared.last_snapshot(),
     })
 }
 

@@ -17,6 +17,8 @@
 //! | one connection's request loop | `session` |
 //! | bytes → lines (framing, `--max-frame`) | `connection` |
 //! | request → answer, one arm per operation | `dispatch` |
+//! | a snapshot's tar stream after its reply line | `stream` |
+//! | snapshots on a schedule (`--snapshot-every`) | `schedule` |
 //! | failures → wire error codes | `error` |
 //! | the storage owner thread (SQLite, LMDB, `ctxd.json`) | `storage` |
 //! | data directory and socket locks | `lock` |
@@ -51,6 +53,7 @@ mod listener;
 mod lock;
 mod notify;
 mod open_files;
+mod schedule;
 mod server;
 #[cfg(windows)]
 pub mod service;
@@ -59,4 +62,5 @@ mod shared;
 mod shutdown;
 mod signals;
 mod storage;
+mod stream;
 mod swap;

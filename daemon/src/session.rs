@@ -11,6 +11,7 @@ use crate::connection::{Frame, FrameError, FrameReader};
 use crate::dispatch::{self, After};
 use crate::listener;
 use crate::shared::Shared;
+use crate::stream;
 use ctxd_proto::{Empty, ErrorBody, ErrorCode, Rejected, Request};
 use interprocess::local_socket::tokio::Stream;
 use std::io;
@@ -111,13 +112,21 @@ pub async fn run(stream: Stream, shared: Arc<Shared>) {
                 }
             };
             // Replies to requests already waiting are flushed together.
-            let flush = after != After::Continue || queue.is_empty();
+            let flush = !matches!(after, After::Continue) || queue.is_empty();
             if let Err(e) = send(&mut writer, reply, flush, shared.limits.idle_timeout).await {
                 tracing::debug!("cannot answer: {e}");
                 return None;
             }
-            if after == After::HoldUntilExit {
-                return Some(());
+            match after {
+                After::Continue => {}
+                After::HoldUntilExit => return Some(()),
+                After::Stream(archive) => {
+                    if let Err(e) = stream::write(&mut writer, *archive, &shared).await {
+                        // The client learns it from a stream that ends short.
+                        tracing::warn!("snapshot stream not completed: {e}");
+                        return None;
+                    }
+                }
             }
         }
         None
@@ -216,8 +225,11 @@ async fn send(
     })?
 }
 
+/// The writing half of a connection, for what follows a reply line.
+pub type ReplyWriter = BufWriter<Side>;
+
 /// A shared stream used as a reader or a writer (`&Stream` does both without splitting).
-struct Side(Arc<Stream>);
+pub struct Side(Arc<Stream>);
 
 impl AsyncRead for Side {
     fn poll_read(

@@ -5,7 +5,7 @@ use crate::budget::DecodeBudget;
 use crate::lifecycle::Lifecycle;
 use crate::shutdown::Shutdown;
 use crate::storage::Store;
-use ctxd_proto::State;
+use ctxd_proto::{ScheduledSnapshot, State};
 use interprocess::local_socket::tokio::Stream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +40,8 @@ pub struct Shared {
     /// Connections kept open until the very end of shutdown: a `shutdown` requester learns
     /// that the daemon has closed everything when its connection finally closes.
     held: Mutex<Vec<Arc<Stream>>>,
+    /// The last round of the snapshot schedule, for `status`.
+    last_snapshot: Mutex<Option<ScheduledSnapshot>>,
 }
 
 impl Shared {
@@ -60,6 +62,7 @@ impl Shared {
             started: Instant::now(),
             connections: AtomicU64::new(0),
             held: Mutex::new(Vec::new()),
+            last_snapshot: Mutex::new(None),
         }
     }
 
@@ -105,6 +108,19 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(stream);
+    }
+
+    /// The last scheduled snapshot, taken or tried.
+    pub fn last_snapshot(&self) -> Option<ScheduledSnapshot> {
+        self.last_snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records a round of the snapshot schedule.
+    pub fn set_last_snapshot(&self, last: ScheduledSnapshot) {
+        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(last);
     }
 
     /// Closes the connections kept by [`Shared::hold_until_exit`]: the last step of shutdown.

@@ -91,5 +91,20 @@ fn render_status(s: &StatusResult) -> String {
     if let Some(problem) = &s.problem {
         let _ = writeln!(text, "  {:<12} {problem}", "problem");
     }
+    if let Some(last) = &s.last_snapshot {
+        let at = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(last.at),
+        );
+        let what = match (&last.path, &last.error) {
+            (_, Some(error)) => format!("FAILED: {error}"),
+            (Some(path), None) => format!("{} bytes, {path}", last.bytes),
+            (None, None) => String::new(),
+        };
+        let _ = writeln!(
+            text,
+            "  {:<12} {at}, generation {}, {what}",
+            "snapshot", last.generation
+        );
+    }
     text
 }

@@ -93,7 +93,9 @@ pub enum Command {
     Release(ReleaseArgs),
     /// End a lease (or all); the daemon reopens its files when none is left.
     Resume(ResumeArgs),
-    /// Write a consistent, verified copy of the data directory while the daemon serves.
+    /// Write a consistent, verified copy of the data directory while the daemon serves: a
+    /// directory, a tar file, a tar stream to stdout (`-`), or a new entry of a directory of
+    /// kept snapshots (`--keep`); `ctxd snapshot verify` checks one offline.
     Snapshot(SnapshotArgs),
     /// Verify both stores and their agreement; exit 0 when everything passes.
     Check(CheckArgs),
@@ -128,9 +130,13 @@ pub struct CompletionsArgs {
 
 /// Options of `ctxd restore`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ctxd restore /backups/ctxd-20261204T061500Z-g42\n  ctxd restore /backups/ctxd.tar\n  aws s3 cp s3://bucket/ctxd.tar - | ctxd restore -"
+)]
 pub struct RestoreArgs {
-    /// A directory written by `ctxd snapshot`. Its manifest, its files and the data directory
-    /// they form are all checked, while the daemon serves, before anything changes.
+    /// A snapshot written by `ctxd snapshot`: a directory, a tar file, or `-` for a tar stream
+    /// on stdin. Its manifest, its files and the data directory they form are all checked,
+    /// while the daemon serves, before anything changes.
     #[arg(value_name = "SNAPSHOT")]
     pub snapshot: PathBuf,
 }
@@ -146,11 +152,54 @@ pub struct CheckArgs {
 
 /// Options of `ctxd snapshot`.
 #[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Examples:\n  ctxd snapshot /backups/ctxd-2026-12-04\n  ctxd snapshot /backups/ctxd.tar\n  ctxd snapshot - | aws s3 cp - s3://bucket/ctxd.tar\n  ctxd snapshot /backups/ --keep 24 --format tar\n  ctxd snapshot verify /backups/ctxd.tar\n\nExit status: 0 written (and verified); 1 not written, including when the reader of `-` closes\nthe pipe early (what it received is not a snapshot); 3 the daemon is not reachable."
+)]
 pub struct SnapshotArgs {
-    /// Where to write it: a path that does not exist yet, outside the data directory. The result
-    /// is a data directory of its own (`ctxd serve --data DEST`).
-    #[arg(value_name = "DEST")]
-    pub dest: PathBuf,
+    /// Where to write it: a path that does not exist yet, outside the data directory (a
+    /// directory that is a data directory of its own, `ctxd serve --data DEST`, or with a
+    /// `.tar` name one tar file); `-` for a tar stream on stdout; with `--keep`, an existing
+    /// directory that holds the kept snapshots.
+    #[arg(value_name = "DEST", required = true)]
+    pub dest: Option<PathBuf>,
+    /// Write `DEST/ctxd-<UTC time>-g<generation>` (`.tar` with `--format tar`) and remove the
+    /// oldest of that form beyond the newest N.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: Option<u32>,
+    /// `dir` or `tar` [default: tar for `-` and a DEST ending in .tar, else dir].
+    #[arg(long, value_name = "FORMAT", value_parser = ["dir", "tar"])]
+    pub format: Option<String>,
+    /// Where the daemon makes a tar's temporary copy (at most one snapshot's size, removed
+    /// however the snapshot ends) [default: beside the tar; for `-`, beside the data
+    /// directory].
+    #[arg(long = "tmp", value_name = "DIR")]
+    pub tmp_dir: Option<PathBuf>,
+    /// Check a snapshot offline.
+    #[command(subcommand)]
+    pub command: Option<SnapshotCommand>,
+}
+
+/// `ctxd snapshot verify`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Verify a snapshot without a daemon: the manifest's rules, the size and SHA-256 of every
+    /// file, and that the files open as a data directory that passes every check of
+    /// `ctxd check`. Exit 0 only when it is valid.
+    Verify(VerifyArgs),
+}
+
+/// Options of `ctxd snapshot verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A snapshot directory, a tar file, or `-` for a tar stream on stdin.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: PathBuf,
+    /// Where the files are copied to be opened (at most one snapshot's size, removed
+    /// afterwards) [default: the system's temporary directory].
+    #[arg(long = "tmp", value_name = "DIR")]
+    pub tmp_dir: Option<PathBuf>,
 }
 
 /// Options of `ctxd release`.
@@ -526,6 +575,20 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub read_queue: u32,
+    /// Take a snapshot this often into --snapshot-dir (a round is skipped when nothing was
+    /// written since the last); `status` shows the last one.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "snapshot_dir")]
+    pub snapshot_every: Option<Duration>,
+    /// The existing directory scheduled snapshots are kept in, as
+    /// `ctxd-<UTC time>-g<generation>`.
+    #[arg(long, value_name = "DIR", requires = "snapshot_every")]
+    pub snapshot_dir: Option<PathBuf>,
+    /// How many scheduled snapshots are kept; the oldest beyond are removed.
+    #[arg(long, value_name = "N", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..))]
+    pub snapshot_keep: u32,
+    /// Scheduled snapshots as directories or tar files.
+    #[arg(long, value_name = "FORMAT", default_value = "dir", value_parser = ["dir", "tar"])]
+    pub snapshot_format: String,
 }
 
 #[cfg(test)]

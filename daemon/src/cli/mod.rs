@@ -33,6 +33,21 @@ pub fn serve(socket: Option<std::path::PathBuf>, args: args::ServeArgs) -> ExitC
         config.read_threads = threads as usize;
     }
     config.read_queue = args.read_queue as usize;
+    if let (Some(every), Some(dir)) = (args.snapshot_every, args.snapshot_dir) {
+        let dir = match std::path::absolute(&dir) {
+            Ok(dir) => dir,
+            Err(e) => {
+                eprintln!("ctxd: cannot resolve --snapshot-dir {}: {e}", dir.display());
+                return ExitCode::from(exit::USAGE);
+            }
+        };
+        config.schedule = Some(crate::config::SnapshotSchedule {
+            every,
+            dir,
+            keep: args.snapshot_keep,
+            format: snapshot::format(Some(&args.snapshot_format)),
+        });
+    }
     run_daemon(config)
 }
 
@@ -74,6 +89,7 @@ pub fn client(global: args::GlobalArgs, command: Command) -> ExitCode {
         return output::usage(subcommand, &message);
     }
     runtime.block_on(async move {
+        let mut command = command;
         // An offline check reads the files itself: no daemon to connect to.
         if let Command::Check(args) = &command
             && args.data.is_some()
@@ -82,6 +98,12 @@ pub fn client(global: args::GlobalArgs, command: Command) -> ExitCode {
                 unreachable!("matched above")
             };
             return snapshot::check(None, args, out).await;
+        }
+        // So does `snapshot verify`.
+        if let Command::Snapshot(args) = &mut command
+            && let Some(args::SnapshotCommand::Verify(verify)) = args.command.take()
+        {
+            return snapshot::verify(verify, out).await;
         }
         let mut builder = Client::builder()
             .timeout(global.timeout)

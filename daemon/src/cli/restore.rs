@@ -1,8 +1,10 @@
-//! `ctxd restore SNAPSHOT`: put a snapshot in place of the data directory.
+//! `ctxd restore SNAPSHOT`: put a snapshot (a directory, a tar file, or a tar stream on stdin)
+//! in place of the data directory.
 //!
 //! 1. the snapshot's `manifest.json` is checked against its rules (format; exactly the store
 //!    files of a data directory, as relative paths inside the snapshot; size and SHA-256 of
-//!    each): a manifest that fails one is refused before anything is read;
+//!    each): a manifest that fails one is refused before anything is read (in a tar the
+//!    manifest is the first member, so this holds for a stream too);
 //! 2. while the daemon keeps serving, the listed files are copied beside the data directory,
 //!    each refused if it is not a regular file or differs from the manifest, and the copy is
 //!    opened and checked as a data directory (every check of `ctxd check`, and the manifest's
@@ -18,8 +20,9 @@
 
 use super::args::RestoreArgs;
 use super::output::{Output, exit, fail};
+use super::snapshot::Source;
 use crate::storage::snapshot::manifest::Manifest;
-use crate::storage::snapshot::stage::{self, Staged};
+use crate::storage::snapshot::stage::Staged;
 use ctxd_client::Client;
 use ctxd_proto::{Release, Resume, State};
 use serde::Serialize;
@@ -56,10 +59,13 @@ pub async fn run(client: &Client, args: RestoreArgs, out: Output) -> ExitCode {
         );
         ExitCode::from(exit::FAILED)
     };
-    let manifest = match Manifest::read(snapshot) {
-        Ok(manifest) => manifest,
-        Err(why) => return refuse(&why),
-    };
+    let source = Source::of(snapshot);
+    // A directory's manifest is checked before anything else; a stream's as it arrives.
+    if let Source::Dir(dir) = &source
+        && let Err(why) = Manifest::read(dir)
+    {
+        return refuse(&why);
+    }
     let data_dir = match client.status().await {
         // Another lease means someone is copying the files: exchanging them under it would
         // hand that copy a directory that changed half way.
@@ -74,11 +80,11 @@ pub async fn run(client: &Client, args: RestoreArgs, out: Output) -> ExitCode {
     };
     let staged_dir = staging_dir(&data_dir);
     let staging = {
-        let (snapshot, staged_dir) = (snapshot.clone(), staged_dir.clone());
-        tokio::task::spawn_blocking(move || stage::stage(&snapshot, &manifest, &staged_dir)).await
+        let staged_dir = staged_dir.clone();
+        tokio::task::spawn_blocking(move || source.stage(&staged_dir)).await
     };
     let staged = match staging {
-        Ok(Ok(staged)) => staged,
+        Ok(Ok((_, staged))) => staged,
         Ok(Err(why)) => return refuse(&why),
         Err(e) => return refuse(&format!("the staging task failed: {e}")),
     };

@@ -10,7 +10,7 @@ use super::{Stats, StorageError, StoreOptions, read, search, snapshot};
 use ctxd_proto::{
     CheckResult, CollectionResult, Count, CountResult, CreateCollection, Delete, DeleteResult,
     DropCollection, DropCollectionResult, Get, GetResult, ListCollectionsResult, Search,
-    SearchResult, SnapshotResult, Upsert, UpsertResult,
+    SearchResult, Snapshot, SnapshotResult, Upsert, UpsertResult,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -161,14 +161,24 @@ impl Store {
         self.ask(Command::Close).await
     }
 
-    /// `snapshot`: a consistent, verified copy of `data_dir` at `dest`, written while serving
-    /// (see the `snapshot` module for why writes never wait for it).
+    /// `snapshot`: a consistent, verified copy of `data_dir` as `params` asks, written while
+    /// serving (see the `snapshot` module for why writes never wait for it).
     pub async fn snapshot(
         &self,
-        dest: &str,
+        params: &Snapshot,
         data_dir: PathBuf,
     ) -> Result<SnapshotResult, StorageError> {
-        snapshot::take(self, dest, data_dir).await
+        snapshot::take(self, params, data_dir).await
+    }
+
+    /// `snapshot_stream`: a snapshot sealed in a temporary directory, ready to be written as a
+    /// tar stream.
+    pub async fn snapshot_for_stream(
+        &self,
+        tmp_dir: Option<&str>,
+        data_dir: PathBuf,
+    ) -> Result<snapshot::Streamable, StorageError> {
+        snapshot::take_for_stream(self, tmp_dir, data_dir).await
     }
 
     /// Waits for one of the [`snapshot::MAX_CONCURRENT`] turns to copy.

@@ -35,7 +35,7 @@ use std::path::Path;
 pub const FILE_NAME: &str = "manifest.json";
 
 /// A manifest larger than this is not one ctxd wrote (three entries are a few hundred bytes).
-const MAX_BYTES: u64 = 64 * 1024;
+pub const MAX_BYTES: u64 = 64 * 1024;
 
 /// What `manifest.json` says.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,8 +75,14 @@ impl Manifest {
         std::fs::File::open(&path)
             .and_then(|f| f.take(MAX_BYTES).read_to_end(&mut bytes))
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        let manifest: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{} is not a snapshot manifest: {e}", path.display()))?;
+        Manifest::parse(&bytes, &path.display().to_string())
+    }
+
+    /// Parses a manifest's bytes (read from `origin`, for the error) and checks it against the
+    /// rules of this module.
+    pub fn parse(bytes: &[u8], origin: &str) -> Result<Manifest, String> {
+        let manifest: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| format!("{origin} is not a snapshot manifest: {e}"))?;
         manifest.check()?;
         Ok(manifest)
     }

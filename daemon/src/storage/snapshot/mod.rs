@@ -16,18 +16,26 @@
 //!    the generation, nothing waits in the journal — and every vector must read back with its
 //!    dimension; otherwise the snapshot fails with `snapshot_failed` and nothing is left;
 //! 6. `manifest.json` ([`manifest`]) records the generation, versions, sizes and SHA-256; the
-//!    directory is written under a temporary name, fsynced, and renamed into place.
+//!    directory is written under a temporary name and fsynced; then it is published: renamed
+//!    into place, or written as one tar ([`archive`]) to a temporary file that is fsynced and
+//!    renamed into place (the directory removed), or streamed down the connection
+//!    (`snapshot_stream`, the directory removed when the stream ends, however it ends).
+//!
+//! With `keep`, the snapshot is a new entry `ctxd-<UTC time>-g<generation>` (or `.tar`) of a
+//! directory of snapshots, and the oldest beyond `keep` are removed ([`retention`]).
 //!
 //! At most [`MAX_CONCURRENT`] snapshots copy at once; more wait for a turn.
 
+pub mod archive;
 pub mod manifest;
+pub mod retention;
 pub mod stage;
 
 use super::owner::Storage;
 use super::reader::ReadLease;
 use super::store::Store;
 use super::{StorageError, check, layout, text, vectors};
-use ctxd_proto::{SnapshotFile, SnapshotResult};
+use ctxd_proto::{Snapshot, SnapshotFile, SnapshotFormat, SnapshotResult, SnapshotStreamResult};
 use manifest::Manifest;
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -39,40 +47,232 @@ use std::path::{Path, PathBuf};
 /// for the same disk.
 pub const MAX_CONCURRENT: usize = 4;
 
-/// Takes a snapshot of `data_dir` (served by `store`) into `dest`.
+/// Takes the snapshot `params` asks for of `data_dir` (served by `store`): a directory or a
+/// tar at `dest`, or with `keep` a new entry of the retention directory `dest`
+/// ([`retention`]).
 pub(super) async fn take(
     store: &Store,
-    dest: &str,
+    params: &Snapshot,
     data_dir: PathBuf,
 ) -> Result<SnapshotResult, StorageError> {
-    let dest = check_destination(Path::new(dest), &data_dir)?;
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // Unique per snapshot: two concurrent snapshots to one destination never share a
-    // temporary directory (the second fails at the rename, the first is untouched).
+    let format = params.format.unwrap_or_default();
+    let tmp_dir = match &params.tmp_dir {
+        Some(dir) => Some(check_directory(
+            Path::new(dir),
+            &data_dir,
+            "temporary directory",
+        )?),
+        None => None,
+    };
+    let (parent, final_name, stamp) = match params.keep {
+        None => {
+            let dest = check_destination(Path::new(&params.dest), &data_dir)?;
+            let name = file_name(&dest);
+            let parent = dest.parent().unwrap_or(Path::new("/")).to_owned();
+            (parent, Some(name), None)
+        }
+        Some(0) => {
+            return Err(StorageError::Snapshot(
+                "`keep` must be at least 1 (the new snapshot is one of those kept)".to_owned(),
+            ));
+        }
+        Some(_) => {
+            let dir = check_directory(Path::new(&params.dest), &data_dir, "snapshot directory")?;
+            (
+                dir,
+                None,
+                Some(retention::stamp(crate::clock::unix_millis())),
+            )
+        }
+    };
+    let hidden = final_name
+        .clone()
+        .unwrap_or_else(|| format!("ctxd-{}", stamp.as_deref().unwrap_or("")));
+    // A directory is sealed where it is published (one rename); a tar's directory is only
+    // temporary, and goes where the caller says.
+    let copy_parent = match format {
+        SnapshotFormat::Dir => parent.clone(),
+        SnapshotFormat::Tar => tmp_dir.unwrap_or_else(|| parent.clone()),
+    };
+    let sealed = seal(store, partial_path(&copy_parent, &hidden), data_dir).await?;
+    let name = match (&final_name, &stamp) {
+        (Some(name), _) => name.clone(),
+        (None, stamp) => retention::name(stamp.as_deref().unwrap_or(""), sealed.generation, format),
+    };
+    let dest = parent.join(&name);
+    let (generation, files) = (sealed.generation, sealed.files.clone());
+    let published = dest.clone();
+    tokio::task::spawn_blocking(move || match format {
+        SnapshotFormat::Dir => sealed.publish_dir(&published),
+        SnapshotFormat::Tar => sealed.publish_tar(&published),
+    })
+    .await
+    .map_err(|e| StorageError::Snapshot(format!("the snapshot task failed: {e}")))?
+    .map_err(|e| StorageError::Snapshot(e.to_string()))?;
+    tracing::info!(path = %dest.display(), generation, "snapshot written");
+    if let Some(keep) = params.keep {
+        let (dir, name) = (parent.clone(), name.clone());
+        let pruned =
+            tokio::task::spawn_blocking(move || retention::prune(&dir, keep as usize, &name))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        match pruned {
+            Ok(removed) => {
+                for old in removed {
+                    tracing::info!(path = %parent.join(old).display(), "old snapshot removed (keep {keep})");
+                }
+            }
+            // The new snapshot is written and valid: failing to remove an old one is said, not
+            // a reason to report the snapshot as failed.
+            Err(e) => tracing::warn!(dir = %parent.display(), "cannot remove old snapshots: {e}"),
+        }
+    }
+    Ok(SnapshotResult {
+        path: dest.display().to_string(),
+        generation,
+        files,
+    })
+}
+
+/// Takes a snapshot into a temporary directory of `tmp_dir` (default: beside the data
+/// directory) for streaming as a tar ([`Streamable::write_to`]); the directory goes when the
+/// [`Streamable`] is dropped.
+pub(super) async fn take_for_stream(
+    store: &Store,
+    tmp_dir: Option<&str>,
+    data_dir: PathBuf,
+) -> Result<Streamable, StorageError> {
+    let parent = match tmp_dir {
+        Some(dir) => check_directory(Path::new(dir), &data_dir, "temporary directory")?,
+        None => data_dir.parent().unwrap_or(Path::new("/")).to_owned(),
+    };
+    let sealed = seal(store, partial_path(&parent, "ctxd-stream"), data_dir).await?;
+    let manifest_len = fs::metadata(sealed.dir.path().join(manifest::FILE_NAME))
+        .map_err(StorageError::io("cannot read", sealed.dir.path()))?
+        .len();
+    Ok(Streamable {
+        bytes: archive::archive_len(manifest_len, &sealed.manifest),
+        sealed,
+    })
+}
+
+/// A sealed snapshot waiting to be streamed.
+pub struct Streamable {
+    sealed: Sealed,
+    bytes: u64,
+}
+
+impl Streamable {
+    /// What the stream's reply line says.
+    pub fn result(&self) -> SnapshotStreamResult {
+        SnapshotStreamResult {
+            generation: self.sealed.generation,
+            files: self.sealed.files.clone(),
+            bytes: self.bytes,
+        }
+    }
+
+    /// Writes the tar (blocking); then the temporary directory is removed, as it is when this
+    /// fails half way (the reader went away).
+    pub fn write_to(self, out: impl std::io::Write) -> std::io::Result<u64> {
+        let written = archive::write(self.sealed.dir.path(), &self.sealed.manifest, out)?;
+        if written != self.bytes {
+            return Err(std::io::Error::other(format!(
+                "wrote {written} bytes of tar, announced {}",
+                self.bytes
+            )));
+        }
+        Ok(written)
+    }
+}
+
+/// A unique temporary name in `parent` for the snapshot that will be `name`: two snapshots
+/// never share one (the second to publish to one destination fails, the first is untouched).
+fn partial_path(parent: &Path, name: &str) -> PathBuf {
     static SNAPSHOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = SNAPSHOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut tmp = Partial(Some(
-        dest.with_file_name(format!(".{name}.partial-{}-{n}", std::process::id())),
-    ));
+    parent.join(format!(".{name}.partial-{}-{n}", std::process::id()))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A copied, verified snapshot with its manifest, in its temporary directory.
+struct Sealed {
+    dir: Partial,
+    generation: u64,
+    files: Vec<SnapshotFile>,
+    manifest: Manifest,
+}
+
+impl Sealed {
+    /// Renames the directory into place (`dest` must not exist).
+    fn publish_dir(mut self, dest: &Path) -> Result<(), StorageError> {
+        let tmp = self.dir.path().to_owned();
+        if fs::symlink_metadata(dest).is_ok() {
+            return Err(StorageError::Snapshot(format!(
+                "snapshot destination {}: already exists",
+                dest.display()
+            )));
+        }
+        fs::rename(&tmp, dest)
+            .map_err(StorageError::io("cannot rename the snapshot into", dest))?;
+        self.dir.0 = None;
+        layout::sync_dir(dest.parent().unwrap_or(Path::new("/")))
+    }
+
+    /// Writes the tar to a temporary file beside `dest`, makes it durable and renames it into
+    /// place; the snapshot directory is removed either way.
+    fn publish_tar(self, dest: &Path) -> Result<(), StorageError> {
+        let name = file_name(dest);
+        let parent = dest.parent().unwrap_or(Path::new("/"));
+        let tmp = Partial(Some(partial_path(parent, &name)));
+        let write = || -> std::io::Result<()> {
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(tmp.path())?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            archive::write(self.dir.path(), &self.manifest, &mut out)?;
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()
+        };
+        write().map_err(StorageError::io("cannot write the snapshot", dest))?;
+        if fs::symlink_metadata(dest).is_ok() {
+            return Err(StorageError::Snapshot(format!(
+                "snapshot destination {}: already exists",
+                dest.display()
+            )));
+        }
+        fs::rename(tmp.path(), dest)
+            .map_err(StorageError::io("cannot rename the snapshot into", dest))?;
+        let mut tmp = tmp;
+        tmp.0 = None;
+        layout::sync_dir(parent)
+    }
+}
+
+/// Steps 1–6 of the module documentation into the fresh directory `tmp`, short of the rename.
+async fn seal(store: &Store, tmp: PathBuf, data_dir: PathBuf) -> Result<Sealed, StorageError> {
+    let dir = Partial(Some(tmp));
     let _turn = store.snapshot_turn().await?;
     // The hold first, then the read lease (a release or shutdown waits for the copy to finish):
     // the storage thread answers the hold, and it could not while closing, which waits for
     // every lease.
     let hold = store.hold_journal().await?;
     let lease = store.enter_read().await?;
-    let copying = tmp.path().to_owned();
+    let copying = dir.path().to_owned();
     let copied = tokio::task::spawn_blocking(move || copy_stores(lease, &data_dir, &copying))
         .await
         .map_err(|e| StorageError::Snapshot(format!("the copy task failed: {e}")))?;
     drop(hold);
-    let finished = match copied {
+    let sealing = match copied {
         Ok(generation) => {
-            let (tmp, dest) = (tmp.path().to_owned(), dest.clone());
+            let tmp = dir.path().to_owned();
             tokio::task::spawn_blocking(move || {
-                finish(&tmp, &dest, generation).map(|files| (generation, files))
+                finish(&tmp, generation).map(|(files, manifest)| (generation, files, manifest))
             })
             .await
             .unwrap_or_else(|e| {
@@ -83,17 +283,13 @@ pub(super) async fn take(
         }
         Err(e) => Err(e),
     };
-    match finished {
-        Ok((generation, files)) => {
-            // Renamed into place: nothing temporary is left to remove.
-            tmp.0 = None;
-            tracing::info!(path = %dest.display(), generation, "snapshot written");
-            Ok(SnapshotResult {
-                path: dest.display().to_string(),
-                generation,
-                files,
-            })
-        }
+    match sealing {
+        Ok((generation, files, manifest)) => Ok(Sealed {
+            dir,
+            generation,
+            files,
+            manifest,
+        }),
         Err(e) => Err(match e {
             StorageError::Snapshot(_) | StorageError::Invalid(_) | StorageError::Closed => e,
             other => StorageError::Snapshot(other.to_string()),
@@ -101,8 +297,8 @@ pub(super) async fn take(
     }
 }
 
-/// A snapshot's temporary directory: removed when dropped unless it was published (renamed into
-/// place, `None`), so a failed or abandoned snapshot leaves nothing behind.
+/// A snapshot's temporary directory (or file): removed when dropped unless it was published
+/// (renamed into place, `None`), so a failed or abandoned snapshot leaves nothing behind.
 struct Partial(Option<PathBuf>);
 
 impl Partial {
@@ -114,9 +310,38 @@ impl Partial {
 impl Drop for Partial {
     fn drop(&mut self) {
         if let Some(path) = self.0.take() {
-            let _ = fs::remove_dir_all(path);
+            let removed = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            if let Err(e) = removed
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %path.display(), "cannot remove a snapshot's temporary copy: {e}");
+            }
         }
     }
+}
+
+/// Checks a directory the request names: absolute, existing, a directory, not inside the data
+/// directory; returns it canonical.
+fn check_directory(dir: &Path, data_dir: &Path, what: &str) -> Result<PathBuf, StorageError> {
+    let invalid = |why: &str| StorageError::Snapshot(format!("{what} {}: {why}", dir.display()));
+    if !dir.is_absolute() {
+        return Err(invalid("must be an absolute path"));
+    }
+    if dir.to_string_lossy().chars().any(char::is_control) {
+        return Err(invalid("holds a control character"));
+    }
+    let canonical = fs::canonicalize(dir).map_err(|e| invalid(&e.to_string()))?;
+    if !canonical.is_dir() {
+        return Err(invalid("is not a directory"));
+    }
+    if canonical.starts_with(data_dir) {
+        return Err(invalid("is inside the data directory"));
+    }
+    Ok(canonical)
 }
 
 /// Checks `dest`: absolute, not existing, its parent existing, not inside the data directory.
@@ -165,9 +390,9 @@ fn copy_stores(lease: ReadLease, data_dir: &Path, tmp: &Path) -> Result<u64, Sto
     Ok(generation)
 }
 
-/// Opens the copy (replaying its journal), checks it, describes it, and renames it into place
-/// (steps 4–6).
-fn finish(tmp: &Path, dest: &Path, generation: u64) -> Result<Vec<SnapshotFile>, StorageError> {
+/// Opens the copy (replaying its journal), checks it, describes it and writes its manifest
+/// (steps 4–6, short of the rename).
+fn finish(tmp: &Path, generation: u64) -> Result<(Vec<SnapshotFile>, Manifest), StorageError> {
     // Without the ANN tier: a snapshot leaves the derived ANN index out (the daemon that serves
     // it rebuilds it), and proving the copy opens needs no index.
     let options = super::StoreOptions {
@@ -209,9 +434,7 @@ fn finish(tmp: &Path, dest: &Path, generation: u64) -> Result<Vec<SnapshotFile>,
         .map_err(StorageError::io("cannot write the manifest in", tmp))?;
     layout::sync_dir(&tmp.join(vectors::DIR_NAME))?;
     layout::sync_dir(tmp)?;
-    fs::rename(tmp, dest).map_err(StorageError::io("cannot rename the snapshot into", dest))?;
-    layout::sync_dir(dest.parent().unwrap_or(Path::new("/")))?;
-    Ok(files)
+    Ok((files, manifest))
 }
 
 /// Every store file with size and SHA-256 (each file is fsynced on the way).
@@ -305,12 +528,14 @@ mod tests {
         )
         .expect("tamper");
         drop(conn);
-        let dest = dir.path().join("snap");
-        let refused = finish(&tmp, &dest, generation).expect_err("not published");
+        let refused = finish(&tmp, generation).expect_err("not published");
         assert!(
             matches!(&refused, StorageError::Snapshot(m) if m.contains("lack their vector")),
             "{refused}"
         );
-        assert!(!dest.exists(), "nothing at the destination");
+        assert!(
+            !tmp.join(manifest::FILE_NAME).exists(),
+            "no manifest: the copy was never sealed"
+        );
     }
 }

@@ -1,16 +1,19 @@
-//! Staging a snapshot for `ctxd restore`: its store files copied beside the data directory,
-//! each checked against the manifest while it is copied (regular file, not a symbolic link,
-//! the recorded size and SHA-256), then the copy opened and checked as a data directory.
-//! Nothing else of the snapshot directory is read, and nothing is written outside the staging
-//! directory. Any failure removes what was staged and says which rule failed.
+//! Staging a snapshot for `ctxd restore` (and `ctxd snapshot verify`): its store files copied
+//! into a new directory, each checked against the manifest while it is copied (regular file,
+//! not a symbolic link, the recorded size and SHA-256), then the copy opened and checked as a
+//! data directory. The snapshot is a directory ([`stage`]) or a tar stream of the layout of
+//! [`archive`](super::archive) ([`stage_archive`]). Nothing else of the snapshot is read, and
+//! nothing is written outside the staging directory. Any failure removes what was staged and
+//! says which rule failed.
 
 use super::super::catalog::Catalog;
 use super::super::text::{self, TextStore};
 use super::super::vectors::{self, VectorStore};
 use super::super::{check, manifest as data_manifest};
-use super::manifest::Manifest;
+use super::manifest::{self as snapshot_manifest, Manifest};
 use ctxd_proto::SnapshotFile;
 use std::fs;
+use std::io::Read;
 use std::path::Path;
 
 /// What a staged snapshot holds, for the restore's report.
@@ -35,6 +38,106 @@ pub fn stage(snapshot: &Path, manifest: &Manifest, staged: &Path) -> Result<Stag
         let _ = fs::remove_dir_all(staged);
     }
     result
+}
+
+/// Reads a snapshot tar stream from `archive` into `staged` (a new directory), verifying each
+/// file against the manifest that leads the stream as it streams past, and checks the copy as
+/// a data directory. Returns the manifest with what the copy holds. On failure `staged` is
+/// removed: a damaged, truncated or foreign stream changes nothing.
+pub fn stage_archive(archive: impl Read, staged: &Path) -> Result<(Manifest, Staged), String> {
+    fs::create_dir(staged).map_err(|e| format!("cannot create {}: {e}", staged.display()))?;
+    let result = unpack_verified(archive, staged)
+        .and_then(|manifest| verify(staged, &manifest).map(|held| (manifest, held)));
+    if result.is_err() {
+        let _ = fs::remove_dir_all(staged);
+    }
+    result
+}
+
+fn unpack_verified(archive: impl Read, staged: &Path) -> Result<Manifest, String> {
+    let broken = |e: std::io::Error| format!("the archive is not a readable tar stream: {e}");
+    let mut archive = tar::Archive::new(archive);
+    let mut entries = archive.entries().map_err(broken)?;
+    let mut manifest: Option<Manifest> = None;
+    let mut seen: Vec<String> = Vec::new();
+    for entry in &mut entries {
+        let mut entry = entry.map_err(broken)?;
+        let kind = entry.header().entry_type();
+        let path = entry.path().map_err(broken)?.to_string_lossy().into_owned();
+        // `tar -cf x.tar -C snap .` writes `./` names and a directory entry or two.
+        let path = path
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_owned();
+        if kind.is_dir() && (path.is_empty() || path == vectors::DIR_NAME) {
+            continue;
+        }
+        if kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
+            continue;
+        }
+        if !kind.is_file() {
+            return Err(format!(
+                "the archive's `{path}` is not a regular file; a snapshot archive holds regular                  files only"
+            ));
+        }
+        let size = entry.header().size().map_err(broken)?;
+        let Some(manifest) = &manifest else {
+            if path != snapshot_manifest::FILE_NAME {
+                return Err(format!(
+                    "the archive begins with `{path}`; a snapshot archive begins with `{}`",
+                    snapshot_manifest::FILE_NAME
+                ));
+            }
+            if size > snapshot_manifest::MAX_BYTES {
+                return Err(format!(
+                    "the archive's manifest is {size} bytes; a snapshot's manifest is at most {}",
+                    snapshot_manifest::MAX_BYTES
+                ));
+            }
+            let mut bytes = Vec::new();
+            (&mut entry)
+                .take(snapshot_manifest::MAX_BYTES)
+                .read_to_end(&mut bytes)
+                .map_err(broken)?;
+            let parsed = Manifest::parse(&bytes, "the archive's manifest.json")?;
+            // Kept for the snapshot the staged directory is.
+            fs::write(staged.join(snapshot_manifest::FILE_NAME), &bytes)
+                .map_err(|e| format!("{}: {e}", staged.display()))?;
+            manifest = Some(parsed);
+            continue;
+        };
+        let Some(file) = manifest.files.iter().find(|f| f.path == path) else {
+            return Err(format!(
+                "the archive holds `{path}`, which its manifest does not list"
+            ));
+        };
+        if seen.contains(&path) {
+            return Err(format!("the archive holds `{path}` twice"));
+        }
+        if size != file.bytes {
+            return Err(format!(
+                "`{path}` differs from the manifest: {size} bytes, the manifest says {}",
+                file.bytes
+            ));
+        }
+        let target = staged.join(&file.path);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        write_verified(&mut entry, file, &target)?;
+        seen.push(path);
+    }
+    let Some(manifest) = manifest else {
+        return Err("the archive is empty: it holds no manifest.json".to_owned());
+    };
+    if let Some(missing) = manifest.files.iter().find(|f| !seen.contains(&f.path)) {
+        return Err(format!(
+            "the archive ends before `{}` (truncated, or not a whole snapshot)",
+            missing.path
+        ));
+    }
+    sync_tree(staged)?;
+    Ok(manifest)
 }
 
 fn copy_verified(snapshot: &Path, manifest: &Manifest, staged: &Path) -> Result<(), String> {
@@ -84,13 +187,29 @@ fn copy_one(snapshot: &Path, file: &SnapshotFile, target: &Path) -> Result<(), S
             file.bytes
         ));
     }
+    write_verified(&mut source, file, target)
+}
+
+/// Copies `source` (one file of a snapshot) to a new file `target`, hashing it on the way:
+/// it must be `file.bytes` long with `file.sha256`.
+fn write_verified(
+    source: &mut impl Read,
+    file: &SnapshotFile,
+    target: &Path,
+) -> Result<(), String> {
     let mut out = fs::File::create(target).map_err(|e| format!("{}: {e}", target.display()))?;
     // Read and write errors both name the file they came from.
-    let (copied, sha256) = super::sha256(&mut source, &mut out)
+    let (copied, sha256) = super::sha256(source.take(file.bytes), &mut out)
         .map_err(|e| format!("copying `{}` into {}: {e}", file.path, target.display()))?;
     out.sync_all()
         .map_err(|e| format!("{}: {e}", target.display()))?;
-    if copied != file.bytes || sha256 != file.sha256 {
+    if copied != file.bytes {
+        return Err(format!(
+            "`{}` ends after {copied} of its {} bytes (truncated)",
+            file.path, file.bytes
+        ));
+    }
+    if sha256 != file.sha256 {
         return Err(format!(
             "`{}` differs from the manifest (its SHA-256 is {sha256}, the manifest says {})",
             file.path, file.sha256
