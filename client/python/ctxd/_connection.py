@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import struct
-from typing import Optional
+from typing import BinaryIO, Optional
 
 from .errors import NotRunning, TransportError
 
@@ -123,6 +123,34 @@ class Connection:
             if not chunk:
                 raise Closed("ctxd closed the connection")
             self._buffer += chunk
+
+    def receive_into(self, count: int, sink: BinaryIO, timeout: Optional[float]) -> None:
+        """Reads exactly ``count`` bytes that follow a reply line and writes them to ``sink``
+        (a ``snapshot_stream``). Raises ``Closed`` when the stream ends short."""
+        self._use_timeout(timeout)
+        remaining = count
+        if self._buffer:
+            take = min(len(self._buffer), remaining)
+            sink.write(bytes(self._buffer[:take]))
+            del self._buffer[:take]
+            remaining -= take
+        chunk = bytearray(_CHUNK)
+        view = memoryview(chunk)
+        while remaining:
+            try:
+                got = self._sock.recv_into(view, min(_CHUNK, remaining))
+            except BlockingIOError:
+                raise socket.timeout("timed out") from None
+            except OSError as e:
+                raise Closed(f"reading from ctxd failed: {e}") from e
+            if not got:
+                raise Closed(
+                    f"the stream ended after {count - remaining} of its {count} bytes (the "
+                    "daemon failed or stopped half way)"
+                )
+            # A copy: the sink may keep what it is given, and the buffer is reused.
+            sink.write(bytes(view[:got]))
+            remaining -= got
 
     def is_stale(self) -> bool:
         """Whether the connection is known to be unusable before anything is sent on it.

@@ -7,7 +7,7 @@ import math
 import os
 import socket as _stdlib_socket
 import threading
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Union
 
 from . import _socket, _wire
 from ._connection import Closed, Connection
@@ -393,19 +393,91 @@ class Client:
         """
         return self._request("check", {}, timeout=timeout)
 
-    def snapshot(self, dest: _socket.PathLike, timeout: Optional[float] = None) -> Dict[str, Any]:
-        """Writes a consistent, verified copy of the data directory to ``dest`` while the daemon
-        keeps serving; returns ``{"path", "generation", "files": [{"path", "bytes",
-        "sha256"}]}``.
+    def snapshot(
+        self,
+        dest: Union[_socket.PathLike, BinaryIO],
+        timeout: Optional[float] = None,
+        *,
+        format: Optional[str] = None,
+        keep: Optional[int] = None,
+        tmp_dir: Optional[_socket.PathLike] = None,
+    ) -> Dict[str, Any]:
+        """Writes a consistent, verified copy of the data directory while the daemon keeps
+        serving.
 
-        ``dest`` must not exist and its parent must (else :class:`ctxd.SnapshotFailed`, the
-        error for every snapshot that was not written); a relative path is taken
-        from this process's working directory, not the daemon's. The snapshot is a data
-        directory of its own (``ctxd serve --data DEST``). ``timeout``: seconds to wait
-        (default: the client's).
+        ``dest`` a path: the daemon writes the snapshot there and this returns ``{"path",
+        "generation", "files": [{"path", "bytes", "sha256"}]}``. The path must not exist and
+        its parent must (else :class:`ctxd.SnapshotFailed`, the error for every snapshot that
+        was not written); a relative path is taken from this process's working directory, not
+        the daemon's. ``format="tar"`` (or a name ending in ``.tar``) writes one tar file,
+        otherwise a directory that is a data directory of its own (``ctxd serve --data
+        DEST``). ``keep=N``: ``dest`` is an existing directory of kept snapshots; the new one
+        is ``ctxd-<UTC time>-g<generation>`` (``.tar``) in it, and the oldest beyond ``N`` are
+        removed.
+
+        ``dest`` a binary file object (anything with ``write``: an open file, ``io.BytesIO``, a
+        pipe): the snapshot is streamed into it as a tar (``manifest.json`` first, then
+        ``ctxd.json``, ``text.sqlite3``, ``vectors/data.mdb``) and this returns ``{"generation",
+        "files", "bytes"}`` once every byte is written -- e.g. into a temporary file for
+        ``s3.upload_fileobj``, without touching the live files. The daemon makes its
+        temporary copy in ``tmp_dir`` (default: beside its data directory) and removes it
+        however the stream ends. If ``dest.write`` raises, or the stream ends short, the error
+        propagates and what ``dest`` received is not a snapshot.
+
+        ``timeout``: seconds to wait for the snapshot to be taken, and at most between two
+        pieces of a stream (default: the client's).
         """
-        path = os.path.abspath(os.fspath(dest))
-        return self._request("snapshot", {"dest": path}, timeout=timeout)
+        tmp = None if tmp_dir is None else os.path.abspath(os.fspath(tmp_dir))
+        if hasattr(dest, "write"):
+            if format not in (None, "tar") or keep is not None:
+                raise ValueError("a snapshot streamed into a file object is a tar, without `keep`")
+            params: Dict[str, Any] = {} if tmp is None else {"tmp_dir": tmp}
+            return self._stream("snapshot_stream", params, dest, timeout)  # type: ignore[arg-type]
+        path = os.path.abspath(os.fspath(dest))  # type: ignore[arg-type]
+        params = {"dest": path}
+        if format is None and keep is None and path.endswith(".tar"):
+            format = "tar"
+        if format is not None:
+            if format not in ("dir", "tar"):
+                raise ValueError(f"`format` must be 'dir' or 'tar', got {format!r}")
+            params["format"] = format
+        if keep is not None:
+            params["keep"] = keep
+        if tmp is not None:
+            params["tmp_dir"] = tmp
+        return self._request("snapshot", params, timeout=timeout)
+
+    def _stream(
+        self, op: str, params: Mapping[str, Any], sink: BinaryIO, timeout: Optional[float]
+    ) -> Dict[str, Any]:
+        """A request whose reply announces ``bytes`` that follow it on the connection: those
+        are written to ``sink``. Not retried; the connection is dropped unless every byte was
+        read."""
+        limit = self.timeout if timeout is None else timeout
+        with self._lock:
+            if self._closed:
+                raise Error("this ctxd.Client is closed")
+            request_id = self._take_id()
+            line = _wire.encode_request(request_id, op, params)
+            connection = self._connected(limit)
+            try:
+                header = self._exchange(connection, line, request_id, op, limit)
+                connection.receive_into(int(header["bytes"]), sink, limit)
+            except Closed as e:
+                self._drop()
+                raise ConnectionLost(
+                    f"the connection to ctxd at {self.socket} broke during `{op}` ({e}); what "
+                    "was written is not a snapshot"
+                ) from None
+            except _stdlib_socket.timeout:
+                self._drop()
+                raise Timeout(
+                    f"ctxd at {self.socket} sent nothing of the `{op}` stream for {limit} s"
+                ) from None
+            except BaseException:
+                self._drop()
+                raise
+            return header
 
     def release(
         self,

@@ -145,3 +145,71 @@ def test_snapshot_and_check(client, start_daemon, scratch, monkeypatch):
     with snap_daemon.client() as other:
         assert everything(other.get_collection("notes")) == before
         assert other.check()["passed"] is True
+
+
+def test_snapshot_streams_into_a_file_object_and_restores(client, start_daemon, scratch, ctxd_bin):
+    import hashlib
+    import io
+    import subprocess
+    import tarfile
+
+    col = seed(client)
+    before = everything(col)
+    tmp = scratch / "stream-tmp"
+    tmp.mkdir()
+    sink = io.BytesIO()
+    streamed = client.snapshot(sink, tmp_dir=tmp)
+    data = sink.getvalue()
+    assert streamed["bytes"] == len(data)
+    assert streamed["generation"] == client.status()["generation"]
+    assert list(tmp.iterdir()) == []  # the daemon's temporary copy is gone
+    # A tar whose members are the manifest and the store files, as the reply says.
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        names = archive.getnames()
+        assert names == ["manifest.json", "ctxd.json", "text.sqlite3", "vectors/data.mdb"]
+        for f in streamed["files"]:
+            content = archive.extractfile(f["path"]).read()
+            assert hashlib.sha256(content).hexdigest() == f["sha256"]
+    # The connection is in step after the stream.
+    assert client.ping() is None
+    col.delete(ids=["doc-000"])
+    # `ctxd restore -` from the bytes gives back the state at the snapshot.
+    other = start_daemon(data=scratch / "other", socket=scratch / "other.sock")
+    restored = subprocess.run(
+        [ctxd_bin, "--socket", str(scratch / "other.sock"), "restore", "-"],
+        input=data,
+        capture_output=True,
+    )
+    assert restored.returncode == 0, restored.stderr
+    with other.client() as c:
+        assert everything(c.get_collection("notes")) == before
+
+
+def test_snapshot_stream_stops_when_the_file_object_fails(client, scratch):
+    seed(client)
+    tmp = scratch / "stream-tmp"
+    tmp.mkdir()
+
+    class Full:
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        client.snapshot(Full(), tmp_dir=tmp)
+    # The next call reconnects; the daemon removed its copy when the reader went away.
+    assert client.ping() is None
+    deadline = datetime.datetime.now() + datetime.timedelta(seconds=30)
+    while list(tmp.iterdir()) and datetime.datetime.now() < deadline:
+        client.ping()
+    assert list(tmp.iterdir()) == []
+
+
+def test_snapshot_keep_and_tar_files(client, scratch):
+    seed(client)
+    kept = scratch / "kept"
+    kept.mkdir()
+    first = client.snapshot(kept, keep=1, format="tar")
+    assert os.path.basename(first["path"]).startswith("ctxd-")
+    assert first["path"].endswith(f"-g{first['generation']}.tar")
+    one = client.snapshot(scratch / "one.tar")
+    assert os.path.isfile(one["path"])
