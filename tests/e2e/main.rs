@@ -5,6 +5,7 @@
 #![cfg(unix)]
 
 mod ann;
+mod backups;
 mod bounds;
 mod check;
 mod cli;
