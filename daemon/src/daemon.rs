@@ -105,18 +105,23 @@ pub(crate) async fn run_hosted(
     );
     notify::ready("serving");
     tokio::spawn(expire_leases(Arc::clone(&shared)));
-    if let Some(schedule) = config.schedule.clone() {
+    let schedule = config.schedule.clone().map(|schedule| {
         tracing::info!(
             every = %humantime::format_duration(schedule.every),
             dir = %schedule.dir.display(),
             keep = schedule.keep,
             "snapshots scheduled"
         );
-        tokio::spawn(crate::schedule::run(Arc::clone(&shared), schedule));
-    }
+        tokio::spawn(crate::schedule::run(Arc::clone(&shared), schedule))
+    });
     serving(&shared);
 
     server::serve(&listener, Arc::clone(&shared), config.drain_timeout).await;
+    // The schedule stops at the shutdown signal; a copy it started ends on its own thread
+    // and the close below waits for its read lease.
+    if let Some(schedule) = schedule {
+        let _ = schedule.await;
+    }
 
     let closed = shared.store().close().await;
     drop(listener);

@@ -2,26 +2,41 @@
 //! --snapshot-keep 24`): every round takes a snapshot into the directory with retention, as
 //! `ctxd snapshot DIR --keep N` does.
 //!
-//! A round is skipped when the generation has not moved since the last snapshot it wrote (a
+//! A round is skipped when the generation has not moved since the last snapshot written (a
 //! quiet store is not copied again), and while the daemon is released (the files are someone
 //! else's to copy). A failed round is logged and shown by `status` (`last_snapshot`), and the
-//! daemon serves on; the next round tries again. Rounds start `every` apart from when the
-//! daemon started, and a round that runs long delays the next rather than overlapping it. On
-//! shutdown the schedule stops between rounds; a round in progress is one of the in-flight
-//! works shutdown waits for (its copy holds a read lease).
+//! daemon serves on; the next round tries again. The first round comes `every` after the
+//! newest snapshot already in the directory (at once if that is overdue; `every` after start
+//! if there is none), so restarts more frequent than `every` do not starve the schedule; a
+//! round that runs long delays the next rather than overlapping it. On shutdown the schedule
+//! stops; a copy in progress ends on its own thread (and shutdown's close of the stores waits
+//! for it, as for any snapshot), and its temporary directory is removed.
 
 use crate::config::SnapshotSchedule;
 use crate::shared::Shared;
 use crate::storage::StorageError;
+use crate::storage::snapshot::retention;
 use ctxd_proto::{ScheduledSnapshot, Snapshot, State};
 use std::sync::Arc;
+use std::time::Duration;
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// Runs the schedule until shutdown.
 pub async fn run(shared: Arc<Shared>, schedule: SnapshotSchedule) {
-    let mut ticks =
-        tokio::time::interval_at(tokio::time::Instant::now() + schedule.every, schedule.every);
+    let newest = retention::newest(&schedule.dir);
+    let now = crate::clock::unix_millis();
+    let first = match &newest {
+        Some((_, at, _)) => {
+            Duration::from_millis((at.saturating_add(millis(schedule.every))).saturating_sub(now))
+        }
+        None => schedule.every,
+    };
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + first, schedule.every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_written: Option<u64> = None;
+    let mut last_written: Option<u64> = newest.map(|(_, _, generation)| generation);
     loop {
         tokio::select! {
             biased;
@@ -53,11 +68,12 @@ pub async fn run(shared: Arc<Shared>, schedule: SnapshotSchedule) {
             keep: Some(schedule.keep),
             tmp_dir: None,
         };
-        match shared
-            .store()
-            .snapshot(&params, shared.data_dir().to_owned())
-            .await
-        {
+        let taken = tokio::select! {
+            biased;
+            _ = shared.shutdown.triggered() => return,
+            taken = shared.store().snapshot(&params, shared.data_dir().to_owned()) => taken,
+        };
+        match taken {
             Ok(snapshot) => {
                 last_written = Some(snapshot.generation);
                 let bytes = std::fs::metadata(&snapshot.path)

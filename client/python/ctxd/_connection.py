@@ -131,7 +131,7 @@ class Connection:
         remaining = count
         if self._buffer:
             take = min(len(self._buffer), remaining)
-            sink.write(bytes(self._buffer[:take]))
+            _write_all(sink, bytes(self._buffer[:take]))
             del self._buffer[:take]
             remaining -= take
         chunk = bytearray(_CHUNK)
@@ -149,7 +149,7 @@ class Connection:
                     "daemon failed or stopped half way)"
                 )
             # A copy: the sink may keep what it is given, and the buffer is reused.
-            sink.write(bytes(view[:got]))
+            _write_all(sink, bytes(view[:got]))
             remaining -= got
 
     def is_stale(self) -> bool:
@@ -180,3 +180,15 @@ class Connection:
             self._sock.close()
         except OSError:
             pass
+
+
+def _write_all(sink: BinaryIO, data: bytes) -> None:
+    """Writes all of ``data``: a raw file (``buffering=0``) or a pipe may take part of it."""
+    view = memoryview(data)
+    while view:
+        written = sink.write(view)
+        if written is None:
+            raise BlockingIOError("the file object took nothing (non-blocking and full)")
+        if written == len(view):
+            return
+        view = view[written:]

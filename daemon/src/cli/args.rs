@@ -577,7 +577,7 @@ pub struct ServeArgs {
     pub read_queue: u32,
     /// Take a snapshot this often into --snapshot-dir (a round is skipped when nothing was
     /// written since the last); `status` shows the last one.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "snapshot_dir")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval, requires = "snapshot_dir")]
     pub snapshot_every: Option<Duration>,
     /// The existing directory scheduled snapshots are kept in, as
     /// `ctxd-<UTC time>-g<generation>`.
@@ -589,6 +589,15 @@ pub struct ServeArgs {
     /// Scheduled snapshots as directories or tar files.
     #[arg(long, value_name = "FORMAT", default_value = "dir", value_parser = ["dir", "tar"])]
     pub snapshot_format: String,
+}
+
+/// A duration longer than zero (a schedule's interval).
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = parse_duration(text)?;
+    if interval.is_zero() {
+        return Err(format!("`{text}`: the interval must be longer than zero"));
+    }
+    Ok(interval)
 }
 
 #[cfg(test)]

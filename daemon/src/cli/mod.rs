@@ -35,7 +35,14 @@ pub fn serve(socket: Option<std::path::PathBuf>, args: args::ServeArgs) -> ExitC
     config.read_queue = args.read_queue as usize;
     if let (Some(every), Some(dir)) = (args.snapshot_every, args.snapshot_dir) {
         let dir = match std::path::absolute(&dir) {
-            Ok(dir) => dir,
+            Ok(dir) if dir.is_dir() => dir,
+            Ok(dir) => {
+                eprintln!(
+                    "ctxd: --snapshot-dir {} is not an existing directory",
+                    dir.display()
+                );
+                return ExitCode::from(exit::USAGE);
+            }
             Err(e) => {
                 eprintln!("ctxd: cannot resolve --snapshot-dir {}: {e}", dir.display());
                 return ExitCode::from(exit::USAGE);

@@ -93,6 +93,21 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
         .map_err(StorageError::io("cannot sync", dir))
 }
 
+/// Creates the new directory `dir` for this process alone: it must not exist (so nothing put
+/// there beforehand, a symbolic link say, is written through), and on Unix only the owner may
+/// enter it (it holds a copy of the data).
+#[cfg(unix)]
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(dir)
+}
+
+/// Creates the new directory `dir` (Windows: it inherits the parent's access control list).
+#[cfg(windows)]
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir(dir)
+}
+
 /// Windows makes renames durable with the file's own flush; directories cannot be synced.
 #[cfg(windows)]
 pub(super) fn sync_dir(_dir: &Path) -> Result<(), StorageError> {

@@ -15,7 +15,7 @@ use ctxd_proto::{
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
-use tokio::sync::{Semaphore, SemaphorePermit, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 /// A handle to the storage thread. Cloning is cheap; the thread ends when the last handle is
 /// dropped (closing the files first if they are still open).
@@ -181,10 +181,11 @@ impl Store {
         snapshot::take_for_stream(self, tmp_dir, data_dir).await
     }
 
-    /// Waits for one of the [`snapshot::MAX_CONCURRENT`] turns to copy.
-    pub(super) async fn snapshot_turn(&self) -> Result<SemaphorePermit<'_>, StorageError> {
-        self.snapshots
-            .acquire()
+    /// Waits for one of the [`snapshot::MAX_CONCURRENT`] turns to copy (held by the snapshot
+    /// until it is published or its stream ends).
+    pub(super) async fn snapshot_turn(&self) -> Result<OwnedSemaphorePermit, StorageError> {
+        Arc::clone(&self.snapshots)
+            .acquire_owned()
             .await
             .map_err(|_| StorageError::Closed)
     }

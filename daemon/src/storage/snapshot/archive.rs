@@ -90,6 +90,32 @@ fn append(
     builder.append_data(&mut header, path, data)
 }
 
+/// Passes at most `left` bytes to `inner`: a stream never carries more than its reply
+/// announced, which the client would read as its next reply.
+pub struct Limited<W> {
+    /// Where the bytes go.
+    pub inner: W,
+    /// How many more may.
+    pub left: u64,
+}
+
+impl<W: Write> Write for Limited<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(io::Error::other(
+                "the tar is longer than announced; the stream is cut short",
+            ));
+        }
+        let n = self.inner.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Counts what passes through to `inner`.
 struct Counting<W> {
     inner: W,
@@ -105,5 +131,49 @@ impl<W: Write> Write for Counting<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ctxd_proto::SnapshotFile;
+
+    /// The announced length is what `write` writes, for sizes on and off block boundaries.
+    #[test]
+    fn the_announced_length_is_the_written_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::create_dir(dir.path().join("vectors")).expect("mkdir");
+        let sizes = [
+            ("ctxd.json", 79),
+            ("text.sqlite3", 4096),
+            ("vectors/data.mdb", 1),
+        ];
+        let mut files = Vec::new();
+        for (path, bytes) in sizes {
+            fs::write(dir.path().join(path), vec![7u8; bytes]).expect("write");
+            files.push(SnapshotFile {
+                path: path.to_owned(),
+                bytes: bytes as u64,
+                sha256: "ab".repeat(32),
+            });
+        }
+        let manifest = Manifest {
+            format: 1,
+            generation: 3,
+            created_at: 1_796_364_900_000,
+            ctxd_version: "0".into(),
+            sqlite_version: "3".into(),
+            files,
+        };
+        manifest.write(dir.path()).expect("manifest");
+        let manifest_len = fs::metadata(dir.path().join(MANIFEST)).expect("meta").len();
+        let mut out = Vec::new();
+        let written = write(dir.path(), &manifest, &mut out).expect("write");
+        assert_eq!(written, out.len() as u64);
+        assert_eq!(written, archive_len(manifest_len, &manifest));
+        // A file that differs from the manifest is an error, not a wrong stream.
+        fs::write(dir.path().join("ctxd.json"), b"short").expect("write");
+        assert!(write(dir.path(), &manifest, io::sink()).is_err());
     }
 }

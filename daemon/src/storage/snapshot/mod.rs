@@ -144,7 +144,7 @@ pub(super) async fn take_for_stream(
 ) -> Result<Streamable, StorageError> {
     let parent = match tmp_dir {
         Some(dir) => check_directory(Path::new(dir), &data_dir, "temporary directory")?,
-        None => data_dir.parent().unwrap_or(Path::new("/")).to_owned(),
+        None => default_stream_dir(&data_dir)?,
     };
     let sealed = seal(store, partial_path(&parent, "ctxd-stream"), data_dir).await?;
     let manifest_len = fs::metadata(sealed.dir.path().join(manifest::FILE_NAME))
@@ -154,6 +154,44 @@ pub(super) async fn take_for_stream(
         bytes: archive::archive_len(manifest_len, &sealed.manifest),
         sealed,
     })
+}
+
+/// Where a stream's copy is made without `tmp_dir`: systemd's `$CACHE_DIRECTORY` (the unit's
+/// `CacheDirectory=`, writable under `ProtectSystem=strict`), else beside the data directory
+/// (the same file system, which holds the data already), else the system's temporary
+/// directory: the first that exists and is not inside the data directory.
+fn default_stream_dir(data_dir: &Path) -> Result<PathBuf, StorageError> {
+    let cache = std::env::var_os("CACHE_DIRECTORY")
+        .and_then(|v| std::env::split_paths(&v).next())
+        .filter(|p| p.is_absolute());
+    let beside = data_dir.parent().map(Path::to_owned);
+    let candidates = cache
+        .into_iter()
+        .chain(beside)
+        .chain([std::env::temp_dir()]);
+    for candidate in candidates {
+        if let Ok(dir) = check_directory(&candidate, data_dir, "temporary directory")
+            && writable(&dir)
+        {
+            return Ok(dir);
+        }
+    }
+    Err(StorageError::Snapshot(
+        "no writable directory for the stream's temporary copy: give `tmp_dir` (`ctxd snapshot - \
+         --tmp DIR`)"
+            .to_owned(),
+    ))
+}
+
+/// Whether this process can create entries in `dir` (tried, not guessed from permissions: a
+/// read-only mount or a sandbox says no only when asked).
+fn writable(dir: &Path) -> bool {
+    let probe = partial_path(dir, "ctxd-probe");
+    let created = layout::create_private_dir(&probe).is_ok();
+    if created {
+        let _ = fs::remove_dir(&probe);
+    }
+    created
 }
 
 /// A sealed snapshot waiting to be streamed.
@@ -172,10 +210,14 @@ impl Streamable {
         }
     }
 
-    /// Writes the tar (blocking); then the temporary directory is removed, as it is when this
-    /// fails half way (the reader went away).
+    /// Writes the tar (blocking), never more than the reply announced; then the temporary
+    /// directory is removed, as it is when this fails half way (the reader went away).
     pub fn write_to(self, out: impl std::io::Write) -> std::io::Result<u64> {
-        let written = archive::write(self.sealed.dir.path(), &self.sealed.manifest, out)?;
+        let limited = archive::Limited {
+            inner: out,
+            left: self.bytes,
+        };
+        let written = archive::write(self.sealed.dir.path(), &self.sealed.manifest, limited)?;
         if written != self.bytes {
             return Err(std::io::Error::other(format!(
                 "wrote {written} bytes of tar, announced {}",
@@ -187,11 +229,19 @@ impl Streamable {
 }
 
 /// A unique temporary name in `parent` for the snapshot that will be `name`: two snapshots
-/// never share one (the second to publish to one destination fails, the first is untouched).
+/// never share one (the second to publish to one destination fails, the first is untouched),
+/// and it cannot be guessed ahead (it is created exclusively anyway: [`Partial::create`]).
 fn partial_path(parent: &Path, name: &str) -> PathBuf {
+    use std::hash::BuildHasher;
     static SNAPSHOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = SNAPSHOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    parent.join(format!(".{name}.partial-{}-{n}", std::process::id()))
+    // RandomState's keys come from the OS's random source.
+    let random =
+        std::collections::hash_map::RandomState::new().hash_one((n, crate::clock::unix_millis()));
+    parent.join(format!(
+        ".{name}.partial-{}-{n}-{random:016x}",
+        std::process::id()
+    ))
 }
 
 fn file_name(path: &Path) -> String {
@@ -200,12 +250,15 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// A copied, verified snapshot with its manifest, in its temporary directory.
+/// A copied, verified snapshot with its manifest, in its temporary directory, and its turn
+/// among the [`MAX_CONCURRENT`] (held until it is published or its stream ends, so slow
+/// readers cannot pile up copies on the disk).
 struct Sealed {
     dir: Partial,
     generation: u64,
     files: Vec<SnapshotFile>,
     manifest: Manifest,
+    _turn: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Sealed {
@@ -254,47 +307,43 @@ impl Sealed {
     }
 }
 
-/// Steps 1–6 of the module documentation into the fresh directory `tmp`, short of the rename.
+/// Steps 1–6 of the module documentation into the new directory `tmp`, short of the rename.
+///
+/// The copy runs on one blocking thread that owns the temporary directory, the journal hold
+/// and the read lease: if this future is dropped (a shutdown abandoning it), the copy still
+/// ends on that thread, and the directory is removed there, after the last file of it was
+/// written, never under it.
 async fn seal(store: &Store, tmp: PathBuf, data_dir: PathBuf) -> Result<Sealed, StorageError> {
-    let dir = Partial(Some(tmp));
-    let _turn = store.snapshot_turn().await?;
+    let turn = store.snapshot_turn().await?;
     // The hold first, then the read lease (a release or shutdown waits for the copy to finish):
     // the storage thread answers the hold, and it could not while closing, which waits for
     // every lease.
     let hold = store.hold_journal().await?;
     let lease = store.enter_read().await?;
-    let copying = dir.path().to_owned();
-    let copied = tokio::task::spawn_blocking(move || copy_stores(lease, &data_dir, &copying))
-        .await
-        .map_err(|e| StorageError::Snapshot(format!("the copy task failed: {e}")))?;
-    drop(hold);
-    let sealing = match copied {
-        Ok(generation) => {
-            let tmp = dir.path().to_owned();
-            tokio::task::spawn_blocking(move || {
-                finish(&tmp, generation).map(|(files, manifest)| (generation, files, manifest))
-            })
-            .await
-            .unwrap_or_else(|e| {
-                Err(StorageError::Snapshot(format!(
-                    "the snapshot task failed: {e}"
-                )))
-            })
-        }
-        Err(e) => Err(e),
-    };
-    match sealing {
-        Ok((generation, files, manifest)) => Ok(Sealed {
+    let sealed = tokio::task::spawn_blocking(move || {
+        let dir = Partial::create(tmp)?;
+        let copied = copy_stores(lease, &data_dir, dir.path());
+        drop(hold);
+        let generation = copied?;
+        let (files, manifest) = finish(dir.path(), generation)?;
+        Ok(Sealed {
             dir,
             generation,
             files,
             manifest,
-        }),
-        Err(e) => Err(match e {
-            StorageError::Snapshot(_) | StorageError::Invalid(_) | StorageError::Closed => e,
-            other => StorageError::Snapshot(other.to_string()),
-        }),
-    }
+            _turn: turn,
+        })
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(StorageError::Snapshot(format!(
+            "the snapshot task failed: {e}"
+        )))
+    });
+    sealed.map_err(|e| match e {
+        StorageError::Snapshot(_) | StorageError::Invalid(_) | StorageError::Closed => e,
+        other => StorageError::Snapshot(other.to_string()),
+    })
 }
 
 /// A snapshot's temporary directory (or file): removed when dropped unless it was published
@@ -302,6 +351,12 @@ async fn seal(store: &Store, tmp: PathBuf, data_dir: PathBuf) -> Result<Sealed, 
 struct Partial(Option<PathBuf>);
 
 impl Partial {
+    /// Creates `path` as a new private directory (see [`layout::create_private_dir`]).
+    fn create(path: PathBuf) -> Result<Partial, StorageError> {
+        layout::create_private_dir(&path).map_err(StorageError::io("cannot create", &path))?;
+        Ok(Partial(Some(path)))
+    }
+
     fn path(&self) -> &Path {
         self.0.as_deref().unwrap_or(Path::new(""))
     }
@@ -376,8 +431,9 @@ pub fn check_destination(dest: &Path, data_dir: &Path) -> Result<PathBuf, Storag
 /// journal held since before fills the gap); then the lease counts for SQLite only, so a pause
 /// to grow a map waits for the LMDB copy but not for the text copy.
 fn copy_stores(lease: ReadLease, data_dir: &Path, tmp: &Path) -> Result<u64, StorageError> {
+    // `tmp` was just created, empty, for this copy alone.
     let vectors_dir = tmp.join(vectors::DIR_NAME);
-    fs::create_dir_all(&vectors_dir).map_err(StorageError::io("cannot create", &vectors_dir))?;
+    fs::create_dir(&vectors_dir).map_err(StorageError::io("cannot create", &vectors_dir))?;
     lease
         .vectors
         .copy_compacted(&tmp.join(vectors::DATA_FILE))?;
@@ -514,6 +570,7 @@ mod tests {
             .block_on(gate.enter())
             .expect("a lease");
         let tmp = dir.path().join(".snap.partial");
+        layout::create_private_dir(&tmp).expect("the copy's directory");
         let generation = copy_stores(lease, &data, &tmp).expect("copy");
         storage.close().expect("close");
         // The copy claims a document with a vector that its vector store does not hold (what

@@ -32,7 +32,7 @@ pub struct Staged {
 /// directory. On failure `staged` is removed.
 pub fn stage(snapshot: &Path, manifest: &Manifest, staged: &Path) -> Result<Staged, String> {
     // A new directory: anything already there is not ours to replace (or remove).
-    fs::create_dir(staged).map_err(|e| format!("cannot create {}: {e}", staged.display()))?;
+    create(staged)?;
     let result = copy_verified(snapshot, manifest, staged).and_then(|()| verify(staged, manifest));
     if result.is_err() {
         let _ = fs::remove_dir_all(staged);
@@ -45,26 +45,51 @@ pub fn stage(snapshot: &Path, manifest: &Manifest, staged: &Path) -> Result<Stag
 /// a data directory. Returns the manifest with what the copy holds. On failure `staged` is
 /// removed: a damaged, truncated or foreign stream changes nothing.
 pub fn stage_archive(archive: impl Read, staged: &Path) -> Result<(Manifest, Staged), String> {
-    fs::create_dir(staged).map_err(|e| format!("cannot create {}: {e}", staged.display()))?;
-    let result = unpack_verified(archive, staged)
-        .and_then(|manifest| verify(staged, &manifest).map(|held| (manifest, held)));
+    create(staged)?;
+    let result = unpack_verified(archive, staged).and_then(|manifest| {
+        let held = verify(staged, &manifest)?;
+        // Read for the checks; a data directory holds no manifest (a directory restore copies
+        // none either).
+        let manifest_file = staged.join(snapshot_manifest::FILE_NAME);
+        fs::remove_file(&manifest_file).map_err(|e| format!("{}: {e}", manifest_file.display()))?;
+        Ok((manifest, held))
+    });
     if result.is_err() {
         let _ = fs::remove_dir_all(staged);
     }
     result
 }
 
+/// Creates the staging directory: new, and private (it holds a copy of the data).
+fn create(staged: &Path) -> Result<(), String> {
+    super::super::layout::create_private_dir(staged)
+        .map_err(|e| format!("cannot create {}: {e}", staged.display()))
+}
+
 fn unpack_verified(archive: impl Read, staged: &Path) -> Result<Manifest, String> {
     let broken = |e: std::io::Error| format!("the archive is not a readable tar stream: {e}");
     let mut archive = tar::Archive::new(archive);
-    let mut entries = archive.entries().map_err(broken)?;
+    // Raw: GNU long names and pax headers are not gathered into memory (unbounded in `tar`);
+    // a snapshot's names are short, so a long-name entry is refused below and pax headers
+    // are skipped unread.
+    let mut entries = archive.entries().map_err(broken)?.raw(true);
     let mut manifest: Option<Manifest> = None;
     let mut seen: Vec<String> = Vec::new();
     for entry in &mut entries {
         let mut entry = entry.map_err(broken)?;
         let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
+            continue;
+        }
+        if kind.is_gnu_longname() || kind.is_gnu_longlink() {
+            return Err(
+                "the archive holds a long-name entry; a snapshot archive's names are short"
+                    .to_owned(),
+            );
+        }
         let path = entry.path().map_err(broken)?.to_string_lossy().into_owned();
-        // `tar -cf x.tar -C snap .` writes `./` names and a directory entry or two.
+        // A tar made by hand (`tar -cf x.tar -C snap manifest.json ctxd.json text.sqlite3
+        // vectors/data.mdb`) may write `./` names and directory entries.
         let path = path
             .trim_start_matches("./")
             .trim_end_matches('/')
@@ -72,15 +97,13 @@ fn unpack_verified(archive: impl Read, staged: &Path) -> Result<Manifest, String
         if kind.is_dir() && (path.is_empty() || path == vectors::DIR_NAME) {
             continue;
         }
-        if kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
-            continue;
-        }
         if !kind.is_file() {
             return Err(format!(
-                "the archive's `{path}` is not a regular file; a snapshot archive holds regular                  files only"
+                "the archive's `{path}` is not a regular file; a snapshot archive holds \
+                 regular files only"
             ));
         }
-        let size = entry.header().size().map_err(broken)?;
+        let size = entry.size();
         let Some(manifest) = &manifest else {
             if path != snapshot_manifest::FILE_NAME {
                 return Err(format!(
