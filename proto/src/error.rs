@@ -51,11 +51,16 @@ pub enum ErrorCode {
     /// of the request was written, every acknowledged write is safe, reads go on, and writes
     /// succeed again once space is freed. Added within protocol 1.
     DiskFull,
+    /// The request needs the collection's embedder (text to embed, with no vector), and this
+    /// daemon did not load that model, or loaded other weights under its name; or
+    /// `create_collection` named a model the daemon did not load. Nothing was written; the
+    /// collection's stored vectors stay searchable. Added within protocol 1.
+    EmbedderUnavailable,
 }
 
 impl ErrorCode {
     /// Every code: the original sixteen of protocol 1, then those added within it.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownOp,
         ErrorCode::FrameTooLarge,
@@ -73,6 +78,7 @@ impl ErrorCode {
         ErrorCode::Storage,
         ErrorCode::Internal,
         ErrorCode::DiskFull,
+        ErrorCode::EmbedderUnavailable,
     ];
 
     /// The code as it appears on the wire (`"bad_request"`, ...).
@@ -95,6 +101,7 @@ impl ErrorCode {
             ErrorCode::Storage => "storage",
             ErrorCode::Internal => "internal",
             ErrorCode::DiskFull => "disk_full",
+            ErrorCode::EmbedderUnavailable => "embedder_unavailable",
         }
     }
 }

@@ -48,7 +48,7 @@
 //! [`Health`], [`Status`], [`CreateCollection`], [`ListCollections`], [`GetCollection`],
 //! [`DropCollection`], [`Upsert`], [`Delete`], [`Get`], [`Count`], [`Search`], [`Release`],
 //! [`Renew`], [`Resume`], [`Snapshot`], [`SnapshotStream`], [`Check`], [`Shutdown`]. Error
-//! codes are [`ErrorCode`] (`disk_full` joined them within protocol 1); metadata filters are
+//! codes are [`ErrorCode`] (`disk_full` and `embedder_unavailable` joined them within protocol 1); metadata filters are
 //! [`Filter`]. A vector ([`Vector`]) is a JSON array, or base64 of little-endian `f32` (also an
 //! addition within protocol 1); `get` and `search` return vectors in their `vector_encoding`.
 //!

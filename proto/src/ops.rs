@@ -8,8 +8,8 @@
 
 use crate::filter::Filter;
 use crate::types::{
-    CheckDetails, CollectionInfo, Distance, Document, Field, FileEntry, Hit, Lease, SearchMode,
-    SnapshotFile, State, Tokenizer, UnixMillis, Weights,
+    CheckDetails, CollectionInfo, Distance, Document, Field, FileEntry, Hit, Lease, ModelInfo,
+    SearchMode, SnapshotFile, State, Tokenizer, UnixMillis, Weights,
 };
 use crate::vector::{Vector, VectorEncoding};
 use serde::de::DeserializeOwned;
@@ -250,21 +250,31 @@ pub struct Health {}
 pub struct Status {}
 
 /// `create_collection`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCollection {
     /// 1–64 characters of `[A-Za-z0-9_.-]`, not starting with `.`.
     pub name: String,
-    /// Vector length, 1–4096.
-    pub dimension: u32,
+    /// Vector length, 1–4096. Required, unless `embedder` is given: then it may be left out
+    /// (it is the model's), and if given must equal the model's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimension: Option<u32>,
+    /// The name of a model the daemon was started with (`ctxd serve --model NAME=DIR`) that
+    /// computes the vectors of this collection's documents from their text, and of a search's
+    /// query text. The collection records the model's name and the SHA-256 of its weights;
+    /// a daemon without that model, or with other weights, keeps the collection readable and
+    /// searchable by vector and text but refuses to embed for it (`embedder_unavailable`).
+    /// Added within protocol 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedder: Option<String>,
     /// Default `cosine`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distance: Option<Distance>,
     /// Default `porter`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<Tokenizer>,
-    /// Succeed (returning the existing collection) when it already exists with the same
-    /// dimension and, of `distance` and `tokenizer`, the ones given, instead of failing with
+    /// Succeed (returning the existing collection) when it already exists with, of
+    /// `dimension`, `embedder`, `distance` and `tokenizer`, the ones given, instead of failing with
     /// `collection_exists` (a setting left out matches whatever the collection has).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub if_not_exists: bool,
@@ -321,7 +331,7 @@ pub struct Delete {
 }
 
 /// `get`: read documents by ids and/or filter, paged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Get {
     /// The collection's name.
@@ -364,7 +374,7 @@ pub struct Count {
 }
 
 /// `search`: lexical, vector or hybrid.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Search {
     /// The collection's name.
@@ -381,7 +391,9 @@ pub struct Search {
     /// Only documents that match are ranked (pre-filtering).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Filter>,
-    /// Omitted: hybrid when both `text` and `vector` are given, else the one given.
+    /// Omitted: hybrid when both `text` and `vector` are given, else the one given. In a
+    /// collection with an embedder, `text` alone is embedded for `vector` and `hybrid` (and
+    /// so, omitted, the search is hybrid); `lexical` never runs the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<SearchMode>,
     /// Parts to return with each hit (default text and metadata).
@@ -567,6 +579,9 @@ pub struct StatusResult {
     /// The last scheduled snapshot (`--snapshot-every`), once one has been taken or tried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_snapshot: Option<ScheduledSnapshot>,
+    /// The models the daemon loaded (`ctxd serve --model`), by name. Added within protocol 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelInfo>,
 }
 
 /// Result of `create_collection` and `get_collection`.

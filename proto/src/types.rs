@@ -299,6 +299,33 @@ pub struct CollectionInfo {
     pub tokenizer: Tokenizer,
     /// Number of documents.
     pub count: u64,
+    /// The model that computes this collection's vectors from text, if it has one. Added
+    /// within protocol 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedder: Option<CollectionEmbedder>,
+}
+
+/// The model a collection embeds text with, as the data directory records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionEmbedder {
+    /// The model's name (`ctxd serve --model NAME=DIR`).
+    pub name: String,
+    /// SHA-256 of the model's weights (`model.safetensors`), lowercase hex.
+    pub sha256: String,
+}
+
+/// A model the daemon loaded (`status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Its name (`ctxd serve --model NAME=DIR`).
+    pub name: String,
+    /// The length of the vectors it computes.
+    pub dimension: u32,
+    /// The most tokens of a text it reads; longer texts are truncated, as sentence-transformers
+    /// does.
+    pub max_tokens: u32,
+    /// SHA-256 of its weights (`model.safetensors`), lowercase hex.
+    pub sha256: String,
 }
 
 /// The rank a hit holds in each list of a search (1 = best), or `null` where the hit is not in

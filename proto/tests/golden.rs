@@ -479,6 +479,7 @@ fn error_fixtures_carry_their_details() {
             ErrorCode::Released => &["lease_expires_at"],
             ErrorCode::DimensionMismatch => &["expected", "received"],
             ErrorCode::UnsupportedProtocol => &["supported"],
+            ErrorCode::EmbedderUnavailable => &["embedder"],
             _ => &[],
         };
         let details: BTreeSet<&str> = error.details.keys().map(String::as_str).collect();
