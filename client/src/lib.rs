@@ -38,6 +38,43 @@
 //! little-endian `f32` (exact, and about a third of the characters of decimal JSON); results
 //! read the same as if they had come as JSON arrays.
 //!
+//! # Text only: the daemon embeds
+//!
+//! A collection created with an `embedder` (a model the daemon was started with, `ctxd serve
+//! --model minilm=DIR`) gets the vectors of documents that carry text and no vector, and of
+//! a search's `text`; such a search is hybrid unless `mode` says otherwise.
+//!
+//! ```no_run
+//! use ctxd_client::proto::{CreateCollection, Document, Search, SearchMode, Upsert};
+//! # async fn run(client: ctxd_client::Client) -> Result<(), ctxd_client::Error> {
+//! client
+//!     .create_collection(CreateCollection {
+//!         name: "notes".into(),
+//!         embedder: Some("minilm".into()), // the dimension is the model's
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! client
+//!     .upsert(Upsert {
+//!         collection: "notes".into(),
+//!         documents: vec![Document {
+//!             id: "otters".into(),
+//!             text: Some("Sea otters hold hands while they sleep.".into()),
+//!             ..Default::default()
+//!         }],
+//!     })
+//!     .await?;
+//! let hits = client
+//!     .search(Search {
+//!         collection: "notes".into(),
+//!         text: Some("animals that rest together".into()),
+//!         mode: Some(SearchMode::Vector),
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! # let _ = hits; Ok(()) }
+//! ```
+//!
 //! [`Client::upsert`] takes any number of documents and sends them in requests of at most
 //! [`MAX_BATCH_DOCUMENTS`](ctxd_proto::limits::MAX_BATCH_DOCUMENTS) documents and about
 //! [`UPSERT_BATCH_BYTES`] of JSON each; every request is atomic on its own, the whole call is

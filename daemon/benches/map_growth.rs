@@ -128,7 +128,8 @@ mod bench {
         client
             .create_collection(CreateCollection {
                 name: "g".into(),
-                dimension: DIM as u32,
+                dimension: Some(DIM as u32),
+                embedder: None,
                 distance: None,
                 tokenizer: None,
                 if_not_exists: false,

@@ -548,7 +548,8 @@ mod bench {
         client
             .create_collection(CreateCollection {
                 name: COLLECTION.to_owned(),
-                dimension: DIM as u32,
+                dimension: Some(DIM as u32),
+                embedder: None,
                 distance: Some(Distance::Cosine),
                 tokenizer: None,
                 if_not_exists: false,

@@ -28,6 +28,8 @@ pub struct ServeConfig {
     pub read_queue: usize,
     /// Snapshots taken on a schedule (`--snapshot-every`), if any.
     pub schedule: Option<SnapshotSchedule>,
+    /// The models loaded at start to embed text (`--model NAME=DIR`, or `CTXD_MODELS`).
+    pub models: Vec<crate::embed::ModelSpec>,
 }
 
 /// `--snapshot-every`, `--snapshot-dir`, `--snapshot-keep`, `--snapshot-format`.
@@ -96,6 +98,7 @@ impl ServeConfig {
             read_threads: crate::storage::read_pool::default_threads(),
             read_queue: crate::storage::read_pool::DEFAULT_QUEUE,
             schedule: None,
+            models: Vec::new(),
         }
     }
 }

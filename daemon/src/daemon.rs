@@ -11,6 +11,7 @@
 //! 6. close the connections of `shutdown` requesters, which tells them the daemon is done.
 
 use crate::config::ServeConfig;
+use crate::embed::Embedders;
 use crate::fd_limit;
 use crate::listener::{ListenError, Listener};
 use crate::lock::{self, LockError};
@@ -47,6 +48,9 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    /// A model named by `--model` could not be loaded.
+    #[error("cannot load {0}")]
+    Model(#[from] crate::embed::LoadError),
 }
 
 impl DaemonError {
@@ -74,6 +78,12 @@ pub(crate) async fn run_hosted(
 ) -> Result<(), DaemonError> {
     signals::listen(shutdown.clone()).map_err(DaemonError::Signals)?;
 
+    // Models first: a wrong model directory stops the start before anything is locked or bound.
+    let specs = config.models.clone();
+    let embedders = tokio::task::spawn_blocking(move || Embedders::load(&specs))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+
     let data_dir = resolve_data_dir(&config.data_dir)?;
     let data_lock = lock::lock_data_dir(&data_dir)?;
     let listener = Listener::bind(&config.socket)?;
@@ -90,6 +100,7 @@ pub(crate) async fn run_hosted(
         data_dir,
         listener.path().to_owned(),
         limits,
+        embedders,
     ));
     tracing::info!(
         pid = std::process::id(),

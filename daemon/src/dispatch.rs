@@ -1,5 +1,6 @@
 //! Where a decoded request becomes an answer: one arm per operation.
 
+use crate::embed::prepare;
 use crate::error::Error;
 use crate::lifecycle;
 use crate::shared::Shared;
@@ -7,9 +8,9 @@ use crate::shutdown::Reason;
 use crate::storage::StorageError;
 use crate::storage::snapshot::Streamable;
 use ctxd_proto::{
-    Empty, ErrorBody, ErrorCode, HealthResult, Hello, HelloResult, Operation, PROTOCOL_VERSION,
-    Release, ReleaseResult, RenewResult, Request, RequestId, Response, ResumeResult, State,
-    StatusResult,
+    CollectionEmbedder, Empty, ErrorBody, ErrorCode, HealthResult, Hello, HelloResult, Operation,
+    PROTOCOL_VERSION, Release, ReleaseResult, RenewResult, Request, RequestId, Response,
+    ResumeResult, State, StatusResult,
 };
 use serde::Serialize;
 use std::time::Duration;
@@ -26,9 +27,15 @@ pub enum After {
 }
 
 /// Answers one request: the encoded reply line (without `\n`) and what to do next.
-pub async fn handle(shared: &Shared, request: Request) -> (Vec<u8>, After) {
+pub async fn handle(shared: &Shared, mut request: Request) -> (Vec<u8>, After) {
     let id = request.id;
     let mut after = After::Continue;
+    // Text becomes vectors before the release gate, so a release or a shutdown never waits for
+    // a model; storage then checks the collection still has the embedder that computed them.
+    let embedded = match embed(shared, &mut request.op, request.wait_ms).await {
+        Ok(embedded) => embedded,
+        Err(e) => return (encode::<Empty>(id, Err(e)), after),
+    };
     // Data operations pass the release gate: they wait for (or fail during) a release, and a
     // release waits for them. Lifecycle operations work in every state.
     let _permit = if is_data_operation(&request.op) {
@@ -59,13 +66,16 @@ pub async fn handle(shared: &Shared, request: Request) -> (Vec<u8>, After) {
             after = After::HoldUntilExit;
             encode(id, Ok(Empty {}))
         }
-        Operation::CreateCollection(params) => {
-            encode(id, storage(shared.store().create_collection(params).await))
-        }
+        Operation::CreateCollection(params) => encode(
+            id,
+            storage(shared.store().create_collection(params, embedded).await),
+        ),
         Operation::DropCollection(params) => {
             encode(id, storage(shared.store().drop_collection(params).await))
         }
-        Operation::Upsert(params) => encode(id, storage(shared.store().upsert(params).await)),
+        Operation::Upsert(params) => {
+            encode(id, storage(shared.store().upsert(params, embedded).await))
+        }
         Operation::Delete(params) => encode(id, storage(shared.store().delete(params).await)),
         Operation::ListCollections(_) => {
             encode(id, storage(shared.store().list_collections().await))
@@ -202,6 +212,25 @@ fn handle_hello(shared: &Shared, hello: &Hello) -> Result<HelloResult, Error> {
     })
 }
 
+/// Computes the vectors a request's text stands for (`embed::prepare`); returns the embedder
+/// the collection is to be created with, or that computed an upsert's vectors.
+async fn embed(
+    shared: &Shared,
+    op: &mut Operation,
+    wait_ms: Option<u64>,
+) -> Result<Option<CollectionEmbedder>, Error> {
+    match op {
+        Operation::CreateCollection(params) => {
+            Ok(prepare::create_collection(&shared.embedders, params)?)
+        }
+        Operation::Upsert(params) => prepare::upsert(shared, params, wait_ms).await,
+        Operation::Search(params) => prepare::search(shared, params, wait_ms)
+            .await
+            .map(|()| None),
+        _ => Ok(None),
+    }
+}
+
 async fn status(shared: &Shared) -> Result<StatusResult, Error> {
     // While released the store is closed; its counts are those it was closed with.
     let stats = match shared.store().stats().await {
@@ -224,6 +253,7 @@ async fn status(shared: &Shared) -> Result<StatusResult, Error> {
         connections: shared.connections(),
         problem: shared.lifecycle.problem(),
         last_snapshot: shared.last_snapshot(),
+        models: shared.embedders.infos(),
     })
 }
 

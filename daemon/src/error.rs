@@ -1,5 +1,7 @@
 //! What a request can fail with, and the one mapping from those failures to wire error codes.
 
+use crate::embed::PoolError;
+use crate::embed::prepare::EmbedError;
 use crate::storage::StorageError;
 use ctxd_proto::{ErrorBody, ErrorCode, PROTOCOL_VERSION};
 
@@ -31,6 +33,9 @@ pub enum Error {
     /// The storage layer failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A text could not be embedded.
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
 }
 
 impl Error {
@@ -63,6 +68,18 @@ impl Error {
                 | StorageError::Corrupt(_)
                 | StorageError::CloseTimeout(_) => ErrorCode::Storage,
             },
+            Error::Embed(e) => match e {
+                EmbedError::NotLoaded { .. } | EmbedError::Unavailable { .. } => {
+                    ErrorCode::EmbedderUnavailable
+                }
+                EmbedError::Dimension { .. } => ErrorCode::DimensionMismatch,
+                EmbedError::Empty(_) => ErrorCode::BadRequest,
+                EmbedError::Pool(PoolError::Full(_)) => ErrorCode::Busy,
+                EmbedError::Pool(PoolError::Model(_) | PoolError::Stopped(_)) => {
+                    ErrorCode::Internal
+                }
+                EmbedError::Stopping => ErrorCode::ShuttingDown,
+            },
         }
     }
 
@@ -84,6 +101,17 @@ impl Error {
             Error::Released {
                 lease_expires_at: Some(at),
             } => body.with_detail("lease_expires_at", *at),
+            Error::Embed(EmbedError::NotLoaded { name, .. }) => {
+                body.with_detail("embedder", name.as_str())
+            }
+            Error::Embed(EmbedError::Unavailable { embedder, .. }) => {
+                body.with_detail("embedder", embedder.name.as_str())
+            }
+            Error::Embed(EmbedError::Dimension {
+                expected, received, ..
+            }) => body
+                .with_detail("expected", *expected)
+                .with_detail("received", *received),
             _ => body,
         }
     }

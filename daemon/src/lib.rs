@@ -19,6 +19,7 @@
 //! | request → answer, one arm per operation | `dispatch` |
 //! | a snapshot's tar stream after its reply line | `stream` |
 //! | snapshots on a schedule (`--snapshot-every`) | `schedule` |
+//! | models that embed text (`--model`), before storage sees a request | [`embed`] |
 //! | failures → wire error codes | `error` |
 //! | the storage owner thread (SQLite, LMDB, `ctxd.json`) | `storage` |
 //! | data directory and socket locks | `lock` |
@@ -45,6 +46,7 @@ pub mod config;
 mod connection;
 pub mod daemon;
 mod dispatch;
+pub mod embed;
 mod error;
 pub mod exit;
 mod fd_limit;

@@ -2,6 +2,7 @@
 //! shutdown signal and the counters `status` reports.
 
 use crate::budget::DecodeBudget;
+use crate::embed::Embedders;
 use crate::lifecycle::Lifecycle;
 use crate::shutdown::Shutdown;
 use crate::storage::Store;
@@ -35,6 +36,8 @@ pub struct Shared {
     pub limits: ConnectionLimits,
     /// The bytes of long request lines in memory at once.
     pub budget: Arc<DecodeBudget>,
+    /// The models loaded at start (`--model`), which embed text for collections.
+    pub embedders: Embedders,
     started: Instant,
     connections: AtomicU64,
     /// Connections kept open until the very end of shutdown: a `shutdown` requester learns
@@ -52,8 +55,10 @@ impl Shared {
         data_dir: PathBuf,
         socket: PathBuf,
         limits: ConnectionLimits,
+        embedders: Embedders,
     ) -> Shared {
         Shared {
+            embedders,
             lifecycle: Lifecycle::new(store, data_dir),
             shutdown,
             socket,

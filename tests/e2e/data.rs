@@ -21,7 +21,8 @@ pub async fn create(client: &Client, name: &str, dimension: u32) {
     client
         .create_collection(CreateCollection {
             name: name.to_owned(),
-            dimension,
+            dimension: Some(dimension),
+            embedder: None,
             distance: None,
             tokenizer: None,
             if_not_exists: false,
@@ -96,7 +97,8 @@ async fn collections_are_created_listed_described_and_dropped() {
     let created = client
         .create_collection(CreateCollection {
             name: "notes".into(),
-            dimension: 3,
+            dimension: Some(3),
+            embedder: None,
             distance: Some(Distance::Euclidean),
             tokenizer: Some(Tokenizer::Trigram),
             if_not_exists: false,
@@ -125,7 +127,8 @@ async fn collections_are_created_listed_described_and_dropped() {
     // Same name again: collection_exists, unless if_not_exists with the same settings.
     let again = CreateCollection {
         name: "books".into(),
-        dimension: 2,
+        dimension: Some(2),
+        embedder: None,
         distance: None,
         tokenizer: None,
         if_not_exists: false,
@@ -143,7 +146,7 @@ async fn collections_are_created_listed_described_and_dropped() {
         .await
         .expect("if_not_exists");
     let different = CreateCollection {
-        dimension: 5,
+        dimension: Some(5),
         if_not_exists: true,
         ..again.clone()
     };
@@ -153,7 +156,8 @@ async fn collections_are_created_listed_described_and_dropped() {
     client
         .create_collection(CreateCollection {
             name: "dots".into(),
-            dimension: 2,
+            dimension: Some(2),
+            embedder: None,
             distance: Some(Distance::Dot),
             tokenizer: Some(Tokenizer::Trigram),
             if_not_exists: false,
@@ -214,7 +218,8 @@ async fn invalid_collections_are_refused_with_clear_messages() {
         let err = client
             .create_collection(CreateCollection {
                 name: name.to_owned(),
-                dimension,
+                dimension: Some(dimension),
+                embedder: None,
                 distance: None,
                 tokenizer: None,
                 if_not_exists: false,

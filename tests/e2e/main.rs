@@ -13,6 +13,7 @@ mod cli_data;
 mod crash;
 mod data;
 mod disk_full;
+mod embed;
 mod labels;
 mod lifecycle;
 mod load;

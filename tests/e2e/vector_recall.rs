@@ -35,7 +35,8 @@ async fn create(client: &Client, name: &str, dimension: u32, distance: Distance)
     client
         .create_collection(CreateCollection {
             name: name.to_owned(),
-            dimension,
+            dimension: Some(dimension),
+            embedder: None,
             distance: Some(distance),
             tokenizer: None,
             if_not_exists: false,

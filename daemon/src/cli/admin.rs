@@ -88,6 +88,17 @@ fn render_status(s: &StatusResult) -> String {
             lease.expires_at
         );
     }
+    for model in &s.models {
+        let _ = writeln!(
+            text,
+            "  {:<12} {}: {} dimensions, {} tokens, weights sha256 {}",
+            "model",
+            model.name,
+            model.dimension,
+            model.max_tokens,
+            model.sha256.get(..12).unwrap_or(&model.sha256)
+        );
+    }
     if let Some(problem) = &s.problem {
         let _ = writeln!(text, "  {:<12} {problem}", "problem");
     }

@@ -273,10 +273,16 @@ pub struct CreateArgs {
     /// 1–64 characters of A-Z a-z 0-9 _ . - (not starting with `.`).
     #[arg(value_parser = collection_name)]
     pub name: String,
-    /// The length of every vector in the collection (fixed at creation).
+    /// The length of every vector in the collection (fixed at creation); with --embedder it
+    /// may be left out (it is the model's).
     #[arg(long = "dim", visible_alias = "dimension", value_name = "N",
+          required_unless_present = "embedder",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DIMENSION)))]
-    pub dimension: u32,
+    pub dimension: Option<u32>,
+    /// A model the daemon loaded (`ctxd serve --model NAME=DIR`) that computes the vectors of
+    /// documents given as text, and of search queries.
+    #[arg(long, value_name = "NAME")]
+    pub embedder: Option<String>,
     /// How vectors are compared [default: cosine].
     #[arg(long, value_name = "DISTANCE", value_parser = wire::<Distance>(DISTANCES))]
     pub distance: Option<Distance>,
@@ -332,7 +338,9 @@ pub struct ExportArgs {
 #[command(after_help = "\
 Filters use ChromaDB's `where` syntax, e.g. --filter '{\"year\": {\"$gte\": 2020}}' or
 --filter '{\"$or\": [{\"lang\": \"en\"}, {\"lang\": \"de\"}]}'. Without --mode the search is
-hybrid when both TEXT and a vector are given, else whichever one is.")]
+hybrid when both TEXT and a vector are given, else whichever one is; in a collection created
+with --embedder, TEXT alone is embedded by the daemon and the search is hybrid (--mode vector:
+by meaning only, --mode lexical: by words only).")]
 pub struct SearchArgs {
     /// The collection to search.
     #[arg(value_parser = collection_name)]
@@ -419,20 +427,18 @@ impl Command {
 }
 
 impl SearchArgs {
-    /// A search needs text or a vector, and the ones its `--mode` uses.
+    /// A search needs text or a vector, and the ones its `--mode` uses. Text alone may serve
+    /// `--mode vector` and `hybrid`: in a collection with an embedder the daemon embeds it (and
+    /// elsewhere says the vector is missing).
     pub fn check(&self) -> Result<(), String> {
         let text = self.text.is_some();
         let vector = self.vector.is_some() || self.vector_file.is_some();
         match self.mode {
-            None if !text && !vector => {
+            _ if !text && !vector => {
                 Err("search needs query TEXT, --vector or --vector-file".to_owned())
             }
             Some(mode @ (SearchMode::Lexical | SearchMode::Hybrid)) if !text => Err(format!(
                 "--mode {} needs query TEXT",
-                super::output::wire_name(&mode)
-            )),
-            Some(mode @ (SearchMode::Vector | SearchMode::Hybrid)) if !vector => Err(format!(
-                "--mode {} needs a query vector (--vector or --vector-file)",
                 super::output::wire_name(&mode)
             )),
             _ => Ok(()),
@@ -589,6 +595,12 @@ pub struct ServeArgs {
     /// Scheduled snapshots as directories or tar files.
     #[arg(long, value_name = "FORMAT", default_value = "dir", value_parser = ["dir", "tar"])]
     pub snapshot_format: String,
+    /// Load a model to embed text, for collections created with `--embedder NAME`: a
+    /// sentence-transformers model directory of the BERT family (config.json, tokenizer.json,
+    /// model.safetensors, e.g. all-MiniLM-L6-v2). Repeatable [default: $CTXD_MODELS, NAME=DIR
+    /// entries separated like PATH's].
+    #[arg(long = "model", value_name = "NAME=DIR")]
+    pub models: Vec<crate::embed::ModelSpec>,
 }
 
 /// A duration longer than zero (a schedule's interval).
@@ -745,12 +757,12 @@ mod tests {
                 "lexical needs",
             ),
             (
-                &["search", "notes", "otters", "--mode", "vector"],
-                "vector needs a query",
+                &["search", "notes", "--mode", "vector"],
+                "needs query TEXT, --vector",
             ),
             (
-                &["search", "notes", "otters", "--mode", "hybrid"],
-                "hybrid needs a query",
+                &["search", "notes", "--vector", "[1]", "--mode", "hybrid"],
+                "hybrid needs query TEXT",
             ),
             (&["delete", "notes"], "needs document IDs"),
         ] {
@@ -760,6 +772,9 @@ mod tests {
         for args in [
             &["search", "notes", "otters"][..],
             &["search", "notes", "--vector", "[1]"],
+            // The daemon embeds the text (or says the collection has no embedder).
+            &["search", "notes", "otters", "--mode", "vector"],
+            &["search", "notes", "otters", "--mode", "hybrid"],
             &[
                 "search", "notes", "x", "--vector", "[1]", "--mode", "hybrid",
             ],

@@ -31,6 +31,7 @@ async fn create(client: &Client, args: CreateArgs, out: Output) -> ExitCode {
     let params = CreateCollection {
         name: args.name,
         dimension: args.dimension,
+        embedder: args.embedder,
         distance: args.distance,
         tokenizer: args.tokenizer,
         if_not_exists,
@@ -79,13 +80,20 @@ async fn drop(client: &Client, name: &str, out: Output) -> ExitCode {
 /// `notes: dimension 384, cosine, porter, 5183 documents`.
 fn describe(c: &CollectionInfo) -> String {
     format!(
-        "collection `{}`: dimension {}, distance {}, tokenizer {}, {} documents",
+        "collection `{}`: dimension {}, distance {}, tokenizer {}, embedder {}, {} documents",
         c.name,
         c.dimension,
         wire_name(&c.distance),
         wire_name(&c.tokenizer),
+        embedder(c),
         c.count
     )
+}
+
+fn embedder(c: &CollectionInfo) -> String {
+    c.embedder
+        .as_ref()
+        .map_or_else(|| "none".to_owned(), |e| e.name.clone())
 }
 
 fn render_list(collections: &[CollectionInfo]) -> String {
@@ -100,12 +108,20 @@ fn render_list(collections: &[CollectionInfo]) -> String {
                 c.dimension.to_string(),
                 wire_name(&c.distance),
                 wire_name(&c.tokenizer),
+                embedder(c),
                 c.count.to_string(),
             ]
         })
         .collect();
     table(
-        &["NAME", "DIMENSION", "DISTANCE", "TOKENIZER", "DOCUMENTS"],
+        &[
+            "NAME",
+            "DIMENSION",
+            "DISTANCE",
+            "TOKENIZER",
+            "EMBEDDER",
+            "DOCUMENTS",
+        ],
         &rows,
     )
 }
@@ -123,9 +139,19 @@ mod tests {
             distance: Distance::Cosine,
             tokenizer: Tokenizer::Unicode61,
             count: 5183,
+            embedder: Some(ctxd_proto::CollectionEmbedder {
+                name: "minilm".into(),
+                sha256: "53aa5117".into(),
+            }),
         }]);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "NAME   DIMENSION  DISTANCE  TOKENIZER  DOCUMENTS");
-        assert_eq!(lines[1], "notes  384        cosine    unicode61  5183");
+        assert_eq!(
+            lines[0],
+            "NAME   DIMENSION  DISTANCE  TOKENIZER  EMBEDDER  DOCUMENTS"
+        );
+        assert_eq!(
+            lines[1],
+            "notes  384        cosine    unicode61  minilm    5183"
+        );
     }
 }

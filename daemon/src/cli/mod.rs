@@ -33,6 +33,13 @@ pub fn serve(socket: Option<std::path::PathBuf>, args: args::ServeArgs) -> ExitC
         config.read_threads = threads as usize;
     }
     config.read_queue = args.read_queue as usize;
+    config.models = match models(args.models) {
+        Ok(models) => models,
+        Err(e) => {
+            eprintln!("ctxd: CTXD_MODELS: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     if let (Some(every), Some(dir)) = (args.snapshot_every, args.snapshot_dir) {
         let dir = match std::path::absolute(&dir) {
             Ok(dir) if dir.is_dir() => dir,
@@ -56,6 +63,25 @@ pub fn serve(socket: Option<std::path::PathBuf>, args: args::ServeArgs) -> ExitC
         });
     }
     run_daemon(config)
+}
+
+/// `--model` flags, else `CTXD_MODELS` (for units: `NAME=DIR` entries separated like `PATH`'s).
+fn models(flags: Vec<crate::embed::ModelSpec>) -> Result<Vec<crate::embed::ModelSpec>, String> {
+    if !flags.is_empty() {
+        return Ok(flags);
+    }
+    let Some(list) = std::env::var_os("CTXD_MODELS") else {
+        return Ok(Vec::new());
+    };
+    std::env::split_paths(&list)
+        .filter(|entry| !entry.as_os_str().is_empty())
+        .map(|entry| {
+            entry
+                .to_str()
+                .ok_or_else(|| format!("{} is not UTF-8", entry.display()))?
+                .parse()
+        })
+        .collect()
 }
 
 fn run_daemon(config: ServeConfig) -> ExitCode {

@@ -2,7 +2,7 @@
 //! in-memory copy every request consults.
 
 use super::StorageError;
-use ctxd_proto::{CollectionInfo, Distance, Tokenizer};
+use ctxd_proto::{CollectionEmbedder, CollectionInfo, Distance, Tokenizer};
 use rusqlite::{Connection, params};
 use std::collections::BTreeMap;
 
@@ -25,6 +25,8 @@ pub struct Collection {
     pub tokenizer: Tokenizer,
     /// Number of documents.
     pub count: u64,
+    /// The model that embeds its text, if any (name and weights SHA-256).
+    pub embedder: Option<CollectionEmbedder>,
 }
 
 impl Collection {
@@ -36,13 +38,18 @@ impl Collection {
             distance: self.distance,
             tokenizer: self.tokenizer,
             count: self.count,
+            embedder: self.embedder.clone(),
         }
     }
 
     /// Its settings in words, for messages.
     pub fn settings(&self) -> String {
+        let embedder = match &self.embedder {
+            Some(e) => format!(", embedder {}", e.name),
+            None => String::new(),
+        };
         format!(
-            "dimension {}, distance {}, tokenizer {}",
+            "dimension {}, distance {}, tokenizer {}{embedder}",
             self.dimension,
             enum_str(&self.distance),
             enum_str(&self.tokenizer)
@@ -70,21 +77,28 @@ impl Catalog {
     /// Reads the catalog from the database.
     pub fn load(conn: &Connection) -> Result<Catalog, StorageError> {
         let mut statement = conn.prepare(
-            "SELECT id, name, dimension, distance, tokenizer, count FROM collections ORDER BY name",
+            "SELECT id, name, dimension, distance, tokenizer, count, embedder, embedder_sha256
+             FROM collections ORDER BY name",
         )?;
         let rows = statement.query_map([], |row| {
             Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, String>(4)?,
-                row.get::<_, i64>(5)?,
+                (
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, String>(4)?,
+                    row.get::<_, i64>(5)?,
+                ),
+                (
+                    row.get::<_, Option<String>>(6)?,
+                    row.get::<_, Option<String>>(7)?,
+                ),
             ))
         })?;
         let mut by_name = BTreeMap::new();
         for row in rows {
-            let (id, name, dimension, distance, tokenizer, count) = row?;
+            let ((id, name, dimension, distance, tokenizer, count), embedder) = row?;
             let corrupt =
                 |what: &str| StorageError::Corrupt(format!("collection `{name}`: {what}"));
             let collection = Collection {
@@ -93,6 +107,11 @@ impl Catalog {
                 distance: parse_enum(&distance).ok_or_else(|| corrupt("unknown distance"))?,
                 tokenizer: parse_enum(&tokenizer).ok_or_else(|| corrupt("unknown tokenizer"))?,
                 count: u64::try_from(count).map_err(|_| corrupt("negative count"))?,
+                embedder: match embedder {
+                    (Some(name), Some(sha256)) => Some(CollectionEmbedder { name, sha256 }),
+                    (None, None) => None,
+                    _ => return Err(corrupt("an embedder without its weights' sha256")),
+                },
                 name: name.clone(),
             };
             by_name.insert(name, collection);
@@ -148,8 +167,9 @@ impl Catalog {
 /// Creates the collection's catalog row and FTS5 table (inside the caller's transaction).
 pub fn create(conn: &Connection, collection: &Collection) -> Result<(), StorageError> {
     conn.execute(
-        "INSERT INTO collections (id, name, dimension, distance, tokenizer, count, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+        "INSERT INTO collections
+             (id, name, dimension, distance, tokenizer, count, created_at, embedder, embedder_sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
         params![
             collection.id,
             collection.name,
@@ -157,6 +177,8 @@ pub fn create(conn: &Connection, collection: &Collection) -> Result<(), StorageE
             enum_str(&collection.distance),
             enum_str(&collection.tokenizer),
             i64::try_from(crate::clock::unix_millis()).unwrap_or(i64::MAX),
+            collection.embedder.as_ref().map(|e| e.name.as_str()),
+            collection.embedder.as_ref().map(|e| e.sha256.as_str()),
         ],
     )?;
     // Contentless with deletes: the text lives once, in `documents`; the index only maps terms

@@ -422,15 +422,18 @@ mod tests {
     use ctxd_proto::{CreateCollection, Document, Upsert};
 
     fn upsert(id: &str, x: f32) -> WriteOp {
-        WriteOp::Upsert(Upsert {
-            collection: "c".into(),
-            documents: vec![Document {
-                id: id.into(),
-                text: Some("text".into()),
-                vector: Some(vec![x, 1.0].into()),
-                metadata: None,
-            }],
-        })
+        WriteOp::Upsert(
+            Upsert {
+                collection: "c".into(),
+                documents: vec![Document {
+                    id: id.into(),
+                    text: Some("text".into()),
+                    vector: Some(vec![x, 1.0].into()),
+                    metadata: None,
+                }],
+            },
+            None,
+        )
     }
 
     /// Writes one request as its own group; returns its result.
@@ -450,13 +453,14 @@ mod tests {
             ..StoreOptions::default()
         };
         let mut storage = Storage::open(dir.path(), options, Arc::default()).expect("open");
-        let create = WriteOp::CreateCollection(CreateCollection {
-            name: "c".into(),
-            dimension: 2,
-            distance: None,
-            tokenizer: None,
-            if_not_exists: false,
-        });
+        let create = WriteOp::CreateCollection(
+            CreateCollection {
+                name: "c".into(),
+                dimension: Some(2),
+                ..CreateCollection::default()
+            },
+            None,
+        );
         write(&mut storage, create).expect("create");
         write(&mut storage, upsert("a", 1.0)).expect("a");
 

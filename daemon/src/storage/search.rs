@@ -140,8 +140,13 @@ pub fn search(side: &ReadSide, params: &Search) -> Result<SearchResult, StorageE
 fn mode(params: &Search) -> Result<SearchMode, StorageError> {
     let (text, vector) = (params.text.is_some(), params.vector.is_some());
     let missing = |what: &str, mode: &str| {
+        let hint = if what == "vector" {
+            " (a collection created with an `embedder` computes it from `text`; this one has none)"
+        } else {
+            ""
+        };
         Err(StorageError::Invalid(format!(
-            "`mode` {mode} needs `{what}`"
+            "`mode` {mode} needs `{what}`{hint}"
         )))
     };
     match (params.mode, text, vector) {

@@ -8,9 +8,9 @@ use super::reader::{ReadGate, ReadLease};
 use super::writer::{WriteOp, Written};
 use super::{Stats, StorageError, StoreOptions, read, search, snapshot};
 use ctxd_proto::{
-    CheckResult, CollectionResult, Count, CountResult, CreateCollection, Delete, DeleteResult,
-    DropCollection, DropCollectionResult, Get, GetResult, ListCollectionsResult, Search,
-    SearchResult, Snapshot, SnapshotResult, Upsert, UpsertResult,
+    CheckResult, CollectionEmbedder, CollectionResult, Count, CountResult, CreateCollection,
+    Delete, DeleteResult, DropCollection, DropCollectionResult, Get, GetResult,
+    ListCollectionsResult, Search, SearchResult, Snapshot, SnapshotResult, Upsert, UpsertResult,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -85,12 +85,17 @@ impl Store {
         })
     }
 
-    /// `create_collection`.
+    /// `create_collection`; `embedder` is the identity of the model the request named, which
+    /// the collection records.
     pub async fn create_collection(
         &self,
         params: CreateCollection,
+        embedder: Option<CollectionEmbedder>,
     ) -> Result<CollectionResult, StorageError> {
-        match self.write(WriteOp::CreateCollection(params)).await? {
+        match self
+            .write(WriteOp::CreateCollection(params, embedder))
+            .await?
+        {
             Written::Collection(collection) => Ok(CollectionResult { collection }),
             other => Err(unexpected(other)),
         }
@@ -107,9 +112,16 @@ impl Store {
         }
     }
 
-    /// `upsert`: returns once the batch is durable in both stores.
-    pub async fn upsert(&self, params: Upsert) -> Result<UpsertResult, StorageError> {
-        match self.write(WriteOp::Upsert(params)).await? {
+    /// `upsert`: returns once the batch is durable in both stores. `embedded` is the embedder
+    /// that computed the vectors of its text-only documents, if one did: the write is refused
+    /// (`busy`, nothing written) unless the collection still has exactly that embedder, and a
+    /// document without a vector in a collection with an embedder is refused the same way.
+    pub async fn upsert(
+        &self,
+        params: Upsert,
+        embedded: Option<CollectionEmbedder>,
+    ) -> Result<UpsertResult, StorageError> {
+        match self.write(WriteOp::Upsert(params, embedded)).await? {
             Written::Upserted(result) => Ok(result),
             other => Err(unexpected(other)),
         }
@@ -126,6 +138,17 @@ impl Store {
     /// Commits one write (grouped with concurrent writes); returns after both stores committed.
     async fn write(&self, op: WriteOp) -> Result<Written, StorageError> {
         self.ask(|reply| Command::Write(op, reply)).await
+    }
+
+    /// The embedder collection `name` records (`collection_not_found` if there is none).
+    /// Reads the in-memory catalog only.
+    pub async fn embedder_of(
+        &self,
+        name: &str,
+    ) -> Result<Option<CollectionEmbedder>, StorageError> {
+        let side = self.gate.enter().await?;
+        let catalog = side.catalog();
+        Ok(catalog.require(name)?.embedder.clone())
     }
 
     /// `list_collections`.

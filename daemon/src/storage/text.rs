@@ -18,7 +18,7 @@ use std::time::Duration;
 pub const FILE_NAME: &str = "text.sqlite3";
 
 /// The schema version this build creates (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// How long a statement waits for a lock held by another connection of ours (a checkpoint, or
 /// the writer while a reader starts).
@@ -126,6 +126,17 @@ impl TextStore {
                      changes BLOB NOT NULL
                  ) STRICT;
                  PRAGMA user_version = 2;
+                 COMMIT;",
+            )?;
+        }
+        if version < 3 {
+            // A collection may name the model that embeds its text, with the SHA-256 of the
+            // weights, so a daemon with another model under that name refuses to mix vectors.
+            self.conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE collections ADD COLUMN embedder TEXT;
+                 ALTER TABLE collections ADD COLUMN embedder_sha256 TEXT;
+                 PRAGMA user_version = 3;
                  COMMIT;",
             )?;
         }

@@ -27,8 +27,8 @@ use super::validate;
 use super::vector_set::VectorSet;
 use super::vectors::{self, VectorChange, VectorStore};
 use ctxd_proto::{
-    CollectionInfo, CreateCollection, Delete, DeleteResult, DropCollection, Metadata, Upsert,
-    UpsertResult,
+    CollectionEmbedder, CollectionInfo, CreateCollection, Delete, DeleteResult, DropCollection,
+    Metadata, Upsert, UpsertResult,
 };
 use rusqlite::Connection;
 use std::sync::atomic::Ordering;
@@ -37,12 +37,14 @@ use std::sync::{Arc, RwLock};
 /// A write request.
 #[derive(Debug)]
 pub enum WriteOp {
-    /// `create_collection`.
-    CreateCollection(CreateCollection),
+    /// `create_collection`, with the identity of its embedder (resolved from the request's
+    /// `embedder` by the daemon, which knows the models).
+    CreateCollection(CreateCollection, Option<CollectionEmbedder>),
     /// `drop_collection`.
     DropCollection(DropCollection),
-    /// `upsert`.
-    Upsert(Upsert),
+    /// `upsert`, with the embedder that computed the vectors of its text-only documents, if
+    /// one did: the collection must still have it when the write commits.
+    Upsert(Upsert, Option<CollectionEmbedder>),
     /// `delete`.
     Delete(Delete),
 }
@@ -247,9 +249,11 @@ fn apply(
     generation: u64,
 ) -> Result<Applied, StorageError> {
     match op {
-        WriteOp::CreateCollection(params) => create_collection(conn, catalog, &params),
+        WriteOp::CreateCollection(params, embedder) => {
+            create_collection(conn, catalog, &params, embedder)
+        }
         WriteOp::DropCollection(params) => drop_collection(conn, catalog, &params),
-        WriteOp::Upsert(params) => upsert(conn, catalog, params, generation),
+        WriteOp::Upsert(params, embedded) => upsert(conn, catalog, params, embedded, generation),
         WriteOp::Delete(params) => delete(conn, catalog, &params, generation),
     }
 }
@@ -258,17 +262,26 @@ fn create_collection(
     conn: &Connection,
     catalog: &mut Catalog,
     params: &CreateCollection,
+    embedder: Option<CollectionEmbedder>,
 ) -> Result<Applied, StorageError> {
     validate::collection_name(&params.name)?;
-    validate::dimension(params.dimension)?;
+    let dimension = params.dimension.ok_or_else(|| {
+        StorageError::Invalid(
+            "`dimension` is required (it may be left out only with an `embedder`)".to_owned(),
+        )
+    })?;
+    validate::dimension(dimension)?;
     let distance = params.distance.unwrap_or_default();
     let tokenizer = params.tokenizer.unwrap_or_default();
     if let Some(existing) = catalog.get(&params.name) {
         // A setting the request leaves out is not a difference: `if_not_exists` asks for
-        // "a collection of this name and dimension", plus whatever settings it names.
-        let same = existing.dimension == params.dimension
+        // "a collection of this name", plus whatever settings it names.
+        let same = existing.dimension == dimension
             && params.distance.is_none_or(|d| d == existing.distance)
-            && params.tokenizer.is_none_or(|t| t == existing.tokenizer);
+            && params.tokenizer.is_none_or(|t| t == existing.tokenizer)
+            && embedder
+                .as_ref()
+                .is_none_or(|e| existing.embedder.as_ref().is_some_and(|x| x.name == e.name));
         if params.if_not_exists && same {
             return Ok(Applied {
                 written: Written::Collection(existing.info()),
@@ -291,10 +304,11 @@ fn create_collection(
     let collection = Collection {
         id,
         name: params.name.clone(),
-        dimension: params.dimension,
+        dimension,
         distance,
         tokenizer,
         count: 0,
+        embedder,
     };
     catalog::create(conn, &collection)?;
     let info = collection.info();
@@ -304,7 +318,7 @@ fn create_collection(
         // A reused id may still have vectors of a collection dropped long ago only if that
         // drop's Clear was lost, which the journal prevents; clearing again costs nothing.
         changes: vec![VectorChange::Clear { collection: id }],
-        sets: vec![SetEffect::New(id, params.dimension as usize, distance)],
+        sets: vec![SetEffect::New(id, dimension as usize, distance)],
         wrote: true,
     })
 }
@@ -337,10 +351,27 @@ fn upsert(
     conn: &Connection,
     catalog: &mut Catalog,
     params: Upsert,
+    embedded: Option<CollectionEmbedder>,
     generation: u64,
 ) -> Result<Applied, StorageError> {
     let collection = catalog.require(&params.collection)?.clone();
     validate::upsert(&params.documents, collection.dimension, &collection.name)?;
+    // The daemon computed the vectors of text-only documents for the embedder the collection
+    // had when the request arrived; had it been dropped and created again since, with another
+    // embedder or none, those vectors (or their absence) would not be the collection's.
+    let changed = match (&collection.embedder, &embedded) {
+        (Some(has), Some(used)) => has != used,
+        (Some(_), None) => params.documents.iter().any(|d| d.vector.is_none()),
+        (None, Some(_)) => true,
+        (None, None) => false,
+    };
+    if changed {
+        return Err(StorageError::Busy(format!(
+            "collection `{}` was replaced while this request's vectors were computed; nothing \
+             was written: send it again",
+            collection.name
+        )));
+    }
     let upserted = params.documents.len() as u64;
     let mut changes = Vec::with_capacity(params.documents.len());
     let mut added = 0u64;

@@ -1,0 +1,364 @@
+//! One sentence-transformers model of the BERT family, loaded from its directory and run on the
+//! CPU with candle: text in, one vector per text out, as `SentenceTransformer.encode` computes
+//! it (tokenize, truncate to `max_seq_length`, BERT forward pass, pooling, optional L2
+//! normalisation).
+//!
+//! The directory is the one a sentence-transformers model is published as (the Hugging Face
+//! repository, or a PyPI package that carries it): `config.json`, `tokenizer.json`,
+//! `model.safetensors`, and, where the model has them, `modules.json`,
+//! `sentence_bert_config.json` and the pooling module's `config.json`. Every file is read once
+//! into memory and closed: the daemon holds no handle into a model directory.
+
+use super::ModelError;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+/// A loaded model.
+pub struct Model {
+    bert: BertModel,
+    tokenizer: Tokenizer,
+    pooling: Pooling,
+    normalize: bool,
+    dimension: usize,
+    max_tokens: usize,
+    sha256: String,
+    dir: PathBuf,
+}
+
+/// How token vectors become one text vector (`1_Pooling/config.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// The mean of the text's token vectors (padding excluded).
+    Mean,
+    /// The first token's (`[CLS]`) vector.
+    Cls,
+    /// The component-wise maximum over the text's tokens.
+    Max,
+}
+
+/// `modules.json`: the pipeline of a sentence-transformers model.
+#[derive(Deserialize)]
+struct Module {
+    #[serde(default)]
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// The pooling module's `config.json`.
+#[derive(Deserialize)]
+struct PoolingConfig {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_max_tokens: bool,
+    #[serde(default)]
+    pooling_mode_mean_sqrt_len_tokens: bool,
+}
+
+/// `sentence_bert_config.json`.
+#[derive(Deserialize)]
+struct SentenceBertConfig {
+    max_seq_length: Option<usize>,
+}
+
+impl Model {
+    /// Loads the model in `dir`; every problem names the file it is about.
+    pub fn load(dir: &Path) -> Result<Model, ModelError> {
+        let dir = dir.to_owned();
+        let file = |name: &str| dir.join(name);
+        let config_text = read_text(&file("config.json"))?;
+        let config: Config = serde_json::from_str(&config_text).map_err(|e| {
+            ModelError::file(
+                &file("config.json"),
+                format!("is not a BERT model configuration: {e}"),
+            )
+        })?;
+        if let Some(kind) = serde_json::from_str::<serde_json::Value>(&config_text)
+            .ok()
+            .and_then(|v| {
+                v.get("model_type")
+                    .and_then(|t| t.as_str())
+                    .map(str::to_owned)
+            })
+            && kind != "bert"
+        {
+            return Err(ModelError::file(
+                &file("config.json"),
+                format!(
+                    "describes a `{kind}` model; ctxd runs BERT models (`model_type` \"bert\")"
+                ),
+            ));
+        }
+
+        let modules: Vec<Module> = match read_optional(&file("modules.json"))? {
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                ModelError::file(&file("modules.json"), format!("is not a module list: {e}"))
+            })?,
+            None => Vec::new(),
+        };
+        let pooling_dir = modules
+            .iter()
+            .find(|m| m.kind.ends_with("models.Pooling"))
+            .map(|m| dir.join(&m.path));
+        let pooling = match pooling_dir {
+            Some(pooling_dir) => pooling(&pooling_dir.join("config.json"))?,
+            // A plain Hugging Face model: sentence-transformers wraps it with mean pooling.
+            None => Pooling::Mean,
+        };
+        let normalize = modules.iter().any(|m| m.kind.ends_with("models.Normalize"));
+
+        // sentence-transformers truncates to `max_seq_length`; without one, to what the
+        // position embeddings allow.
+        let max_tokens = match read_optional(&file("sentence_bert_config.json"))? {
+            Some(text) => serde_json::from_str::<SentenceBertConfig>(&text)
+                .map_err(|e| ModelError::file(&file("sentence_bert_config.json"), e.to_string()))?
+                .max_seq_length
+                .unwrap_or(config.max_position_embeddings),
+            None => config.max_position_embeddings,
+        }
+        .min(config.max_position_embeddings);
+
+        let tokenizer = tokenizer(&file("tokenizer.json"), max_tokens)?;
+
+        let weights_path = file("model.safetensors");
+        let weights = std::fs::read(&weights_path)
+            .map_err(|e| ModelError::file(&weights_path, format!("cannot be read: {e}")))?;
+        let sha256 = hex(&Sha256::digest(&weights));
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
+            .map_err(|e| ModelError::file(&weights_path, format!("is not safetensors: {e}")))?;
+        let bert = BertModel::load(vb, &config).map_err(|e| {
+            ModelError::file(
+                &weights_path,
+                format!("does not hold the weights config.json describes: {e}"),
+            )
+        })?;
+        Ok(Model {
+            bert,
+            tokenizer,
+            pooling,
+            normalize,
+            dimension: config.hidden_size,
+            max_tokens,
+            sha256,
+            dir,
+        })
+    }
+
+    /// The length of every vector it computes.
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    /// The most tokens of a text it reads (including `[CLS]` and `[SEP]`); the rest of a longer
+    /// text is cut off, as sentence-transformers does.
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// SHA-256 of `model.safetensors`, lowercase hex: which weights these are.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The directory it was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The vectors of `texts`, in order, computed in one forward pass (the texts are padded to
+    /// the longest of them, so callers batch texts of similar length).
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| ModelError::Run(format!("tokenizing failed: {e}")))?;
+        let rows = encodings.len();
+        let len = encodings.first().map_or(0, |e| e.get_ids().len());
+        let mut ids = Vec::with_capacity(rows * len);
+        let mut type_ids = Vec::with_capacity(rows * len);
+        let mut mask = Vec::with_capacity(rows * len);
+        for encoding in &encodings {
+            ids.extend_from_slice(encoding.get_ids());
+            type_ids.extend_from_slice(encoding.get_type_ids());
+            mask.extend_from_slice(encoding.get_attention_mask());
+        }
+        let run = |e: candle_core::Error| ModelError::Run(format!("the forward pass failed: {e}"));
+        let device = Device::Cpu;
+        let hidden: Vec<f32> = device.with_context(|| -> Result<Vec<f32>, ModelError> {
+            let tensor = |values: &[u32]| Tensor::from_slice(values, (rows, len), &device);
+            let ids = tensor(&ids).map_err(run)?;
+            let type_ids = tensor(&type_ids).map_err(run)?;
+            let attention = tensor(&mask).map_err(run)?;
+            let output = self
+                .bert
+                .forward(&ids, &type_ids, Some(&attention))
+                .map_err(run)?;
+            output
+                .flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(run)
+        })?;
+        let width = self.dimension;
+        if hidden.len() != rows * len * width {
+            return Err(ModelError::Run(format!(
+                "the model returned {} values for {rows} texts of {len} tokens and {width} dimensions",
+                hidden.len()
+            )));
+        }
+        Ok((0..rows)
+            .map(|row| {
+                let tokens = &hidden[row * len * width..(row + 1) * len * width];
+                let mask = &mask[row * len..(row + 1) * len];
+                let mut vector = pool(self.pooling, tokens, mask, width);
+                if self.normalize {
+                    normalize(&mut vector);
+                }
+                vector
+            })
+            .collect())
+    }
+}
+
+/// One text's vector from its token vectors (`tokens`: `mask.len()` rows of `width`).
+fn pool(pooling: Pooling, tokens: &[f32], mask: &[u32], width: usize) -> Vec<f32> {
+    let rows = || {
+        tokens
+            .chunks_exact(width)
+            .zip(mask)
+            .filter(|&(_, &m)| m != 0)
+            .map(|(row, _)| row)
+    };
+    match pooling {
+        Pooling::Cls => tokens[..width].to_vec(),
+        Pooling::Mean => {
+            let mut sum = vec![0f32; width];
+            let mut count = 0f32;
+            for row in rows() {
+                for (s, v) in sum.iter_mut().zip(row) {
+                    *s += v;
+                }
+                count += 1.0;
+            }
+            // As sentence-transformers: the sum over at least 1e-9 tokens.
+            let count = count.max(1e-9);
+            sum.iter_mut().for_each(|s| *s /= count);
+            sum
+        }
+        Pooling::Max => {
+            let mut max = vec![f32::MIN; width];
+            for row in rows() {
+                for (m, v) in max.iter_mut().zip(row) {
+                    *m = m.max(*v);
+                }
+            }
+            max
+        }
+    }
+}
+
+/// Scales to length 1 (as `torch.nn.functional.normalize`: a zero vector stays zero).
+fn normalize(vector: &mut [f32]) {
+    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+    vector.iter_mut().for_each(|v| *v /= norm);
+}
+
+fn pooling(path: &Path) -> Result<Pooling, ModelError> {
+    let text = read_text(path)?;
+    let config: PoolingConfig = serde_json::from_str(&text)
+        .map_err(|e| ModelError::file(path, format!("is not a pooling configuration: {e}")))?;
+    match (
+        config.pooling_mode_mean_tokens,
+        config.pooling_mode_cls_token,
+        config.pooling_mode_max_tokens,
+        config.pooling_mode_mean_sqrt_len_tokens,
+    ) {
+        (true, false, false, false) => Ok(Pooling::Mean),
+        (false, true, false, false) => Ok(Pooling::Cls),
+        (false, false, true, false) => Ok(Pooling::Max),
+        _ => Err(ModelError::file(
+            path,
+            "asks for a pooling ctxd does not compute (one of mean, cls or max tokens)",
+        )),
+    }
+}
+
+/// The tokenizer, padding each batch to its longest text and truncating to `max_tokens`.
+///
+/// A published `tokenizer.json` may carry the fixed padding and truncation it was exported with
+/// (all-MiniLM-L6-v2's pads every text to 128 tokens and cuts it there); sentence-transformers
+/// ignores those, so they are replaced.
+fn tokenizer(path: &Path, max_tokens: usize) -> Result<Tokenizer, ModelError> {
+    let mut tokenizer = Tokenizer::from_file(path)
+        .map_err(|e| ModelError::file(path, format!("is not a tokenizer: {e}")))?;
+    let (pad_id, pad_type_id, pad_token) = match tokenizer.get_padding() {
+        Some(p) => (p.pad_id, p.pad_type_id, p.pad_token.clone()),
+        None => {
+            let token = "[PAD]".to_owned();
+            let id = tokenizer.token_to_id(&token).unwrap_or(0);
+            (id, 0, token)
+        }
+    };
+    tokenizer.with_padding(Some(PaddingParams {
+        strategy: PaddingStrategy::BatchLongest,
+        pad_id,
+        pad_type_id,
+        pad_token,
+        ..PaddingParams::default()
+    }));
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: max_tokens,
+            ..TruncationParams::default()
+        }))
+        .map_err(|e| ModelError::file(path, format!("cannot truncate to {max_tokens}: {e}")))?;
+    Ok(tokenizer)
+}
+
+fn read_text(path: &Path) -> Result<String, ModelError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ModelError::file(path, format!("cannot be read: {e}")))
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, ModelError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ModelError::file(path, format!("cannot be read: {e}"))),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_pooling_skips_padding_and_normalize_gives_unit_length() {
+        // Two tokens of width 2 and one padding token.
+        let tokens = [1.0, 2.0, 3.0, 4.0, 100.0, 100.0];
+        let mut mean = pool(Pooling::Mean, &tokens, &[1, 1, 0], 2);
+        assert_eq!(mean, vec![2.0, 3.0]);
+        assert_eq!(pool(Pooling::Max, &tokens, &[1, 1, 0], 2), vec![3.0, 4.0]);
+        assert_eq!(pool(Pooling::Cls, &tokens, &[1, 1, 0], 2), vec![1.0, 2.0]);
+        normalize(&mut mean);
+        let length: f32 = mean.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((length - 1.0).abs() < 1e-6);
+        let mut zero = vec![0.0; 3];
+        normalize(&mut zero);
+        assert_eq!(zero, vec![0.0; 3]);
+    }
+}
