@@ -15,6 +15,11 @@ from typing import Iterable, List
 #: The most documents one ``upsert`` may carry (``MAX_BATCH_DOCUMENTS`` in limits.rs).
 MAX_BATCH_DOCUMENTS = 1000
 
+#: The most documents per request when the daemon computes their vectors: a model embeds a few
+#: hundred abstracts a second on two cores, so such a request answers in seconds, well within
+#: the client's timeout.
+EMBED_BATCH_DOCUMENTS = 256
+
 #: The most encoded JSON the documents of one request may add up to (as in batch.rs).
 UPSERT_BATCH_BYTES = 16 * 1024 * 1024
 

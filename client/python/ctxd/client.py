@@ -258,10 +258,11 @@ class Client:
     def create_collection(
         self,
         name: str,
-        dimension: int,
+        dimension: Optional[int] = None,
         distance: Optional[str] = None,
         tokenizer: Optional[str] = None,
         *,
+        embedder: Optional[str] = None,
         get_or_create: bool = False,
     ) -> Collection:
         """Creates a collection; raises :class:`ctxd.CollectionExists` if the name is taken.
@@ -271,14 +272,23 @@ class Client:
         ``"porter"`` (default), ``"unicode61"`` or ``"trigram"``. Names are 1-64 characters of
         ``[A-Za-z0-9_.-]``, not starting with ``.``.
 
+        ``embedder`` names a model the daemon was started with (``ctxd serve --model
+        minilm=DIR``): the daemon then computes the vectors of documents given without
+        embeddings and of ``query_texts``, and ``dimension`` may be left out (it is the
+        model's; given, it must equal it, else :class:`ctxd.DimensionMismatch`). A model the
+        daemon did not load raises :class:`ctxd.EmbedderUnavailable`.
+
         ChromaDB: ``client.create_collection(name, metadata={"hnsw:space": ...},
-        get_or_create=...)``; ChromaDB's ``l2``/``ip``/``cosine`` spaces are ``euclidean``/
-        ``dot``/``cosine`` here, and the dimension must be given (ChromaDB infers it from the
-        first embedding).
+        embedding_function=..., get_or_create=...)``; ChromaDB's ``l2``/``ip``/``cosine``
+        spaces are ``euclidean``/``dot``/``cosine`` here; without an ``embedder`` the dimension
+        must be given (ChromaDB infers it from the first embedding), and the model runs in the
+        daemon, not in this process.
         """
         if get_or_create:
-            return self.get_or_create_collection(name, dimension, distance, tokenizer)
-        return self._create(name, dimension, distance, tokenizer, if_not_exists=False)
+            return self.get_or_create_collection(
+                name, dimension, distance, tokenizer, embedder=embedder
+            )
+        return self._create(name, dimension, distance, tokenizer, embedder, if_not_exists=False)
 
     def get_or_create_collection(
         self,
@@ -286,29 +296,41 @@ class Client:
         dimension: Optional[int] = None,
         distance: Optional[str] = None,
         tokenizer: Optional[str] = None,
+        *,
+        embedder: Optional[str] = None,
     ) -> Collection:
         """The collection ``name``, created with these settings if it does not exist.
 
         Settings given explicitly must match an existing collection's, else
         :class:`ctxd.CollectionExists`; settings left out accept whatever it has. ``dimension``
-        may be left out only if the collection exists (else :class:`ctxd.CollectionNotFound`).
+        (or ``embedder``) may be left out only if the collection exists (else
+        :class:`ctxd.CollectionNotFound`).
 
         ChromaDB: ``client.get_or_create_collection(name, metadata=...)``.
         """
         try:
             existing = self.get_collection(name)
         except CollectionNotFound as e:
-            if dimension is None:
+            if dimension is None and embedder is None:
                 raise CollectionNotFound(
-                    f"{e.message}; give `dimension` to create it", code=e.code, details=e.details
+                    f"{e.message}; give `dimension` (or `embedder`) to create it",
+                    code=e.code,
+                    details=e.details,
                 ) from None
             try:
-                return self._create(name, dimension, distance, tokenizer, if_not_exists=True)
+                return self._create(
+                    name, dimension, distance, tokenizer, embedder, if_not_exists=True
+                )
             except CollectionExists:
                 # Created meanwhile by someone else, with settings other than the defaults
                 # this request implied: judge it by the settings that were given.
                 existing = self.get_collection(name)
-        wanted = {"dimension": dimension, "distance": distance, "tokenizer": tokenizer}
+        wanted = {
+            "dimension": dimension,
+            "distance": distance,
+            "tokenizer": tokenizer,
+            "embedder": embedder,
+        }
         differing = {
             key: value
             for key, value in wanted.items()
@@ -318,8 +340,9 @@ class Client:
             asked = ", ".join(f"{key} {value}" for key, value in differing.items())
             raise CollectionExists(
                 f"collection `{name}` already exists with dimension {existing.dimension}, "
-                f"distance {existing.distance} and tokenizer {existing.tokenizer}; asked for "
-                f"{asked}",
+                f"distance {existing.distance}, tokenizer {existing.tokenizer} and "
+                f"{f'embedder {existing.embedder}' if existing.embedder else 'no embedder'}; "
+                f"asked for {asked}",
                 code="collection_exists",
             )
         return existing
@@ -327,13 +350,20 @@ class Client:
     def _create(
         self,
         name: str,
-        dimension: int,
+        dimension: Optional[int],
         distance: Optional[str],
         tokenizer: Optional[str],
+        embedder: Optional[str],
         *,
         if_not_exists: bool,
     ) -> Collection:
-        params: Dict[str, Any] = {"name": name, "dimension": dimension}
+        if dimension is None and embedder is None:
+            raise ValueError("give `dimension` (or `embedder`, whose model sets it)")
+        params: Dict[str, Any] = {"name": name}
+        if dimension is not None:
+            params["dimension"] = dimension
+        if embedder is not None:
+            params["embedder"] = embedder
         if distance is not None:
             params["distance"] = distance
         if tokenizer is not None:

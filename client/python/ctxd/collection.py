@@ -1,9 +1,11 @@
 """A collection, with ChromaDB's method names and result shapes.
 
 Each method says what it sends and how it differs from ChromaDB's method of the same name. The
-short version: you bring the embeddings (ctxd computes none), ``query_texts`` is full-text (bm25)
-search rather than embedded text, and ``distances`` follow ChromaDB's definitions for vector
-search only (see ``ctxd._results`` and the README).
+short version: a collection created with an ``embedder`` has its texts and ``query_texts``
+embedded by the daemon (which runs the model; nothing runs in this process), and a query by text
+alone is then hybrid (bm25 and vector, fused); without one you bring the embeddings and
+``query_texts`` is full-text (bm25) search. ``distances`` follow ChromaDB's definitions for
+vector search only (see ``ctxd._results`` and the README).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ class Collection:
         dimension: the length every vector must have.
         distance: ``"cosine"``, ``"euclidean"``, ``"dot"`` or ``"manhattan"``.
         tokenizer: ``"porter"``, ``"unicode61"`` or ``"trigram"`` (full-text index).
+        embedder: the name of the model the daemon embeds this collection's texts with
+            (``ctxd serve --model NAME=DIR``), or ``None``: clients bring the vectors.
+        embedder_sha256: the SHA-256 of that model's weights, recorded when the collection was
+            created (a daemon with other weights under the name refuses to embed for it).
     """
 
     def __init__(self, client: "Client", info: Mapping[str, Any]) -> None:
@@ -38,11 +44,15 @@ class Collection:
         self.dimension: int = info["dimension"]
         self.distance: str = info["distance"]
         self.tokenizer: str = info["tokenizer"]
+        embedder = info.get("embedder")
+        self.embedder: Optional[str] = embedder["name"] if embedder else None
+        self.embedder_sha256: Optional[str] = embedder["sha256"] if embedder else None
 
     def __repr__(self) -> str:
         return (
             f"Collection(name={self.name!r}, dimension={self.dimension}, "
-            f"distance={self.distance!r}, tokenizer={self.tokenizer!r})"
+            f"distance={self.distance!r}, tokenizer={self.tokenizer!r}"
+            + (f", embedder={self.embedder!r})" if self.embedder else ")")
         )
 
     # --- reading -------------------------------------------------------------------------
@@ -137,12 +147,15 @@ class Collection:
     ) -> Dict[str, Any]:
         """Search, one request per query, in ChromaDB's ``QueryResult`` shape.
 
-        ``query_embeddings`` alone is vector search, ``query_texts`` alone is **lexical**
-        (bm25 full-text) search -- not, as in ChromaDB, the texts embedded and searched as
-        vectors -- and both (paired by position, so the lists must be equally long) is hybrid
-        search, fused by reciprocal rank. ``mode`` (``"lexical"``, ``"vector"``, ``"hybrid"``)
-        picks one explicitly; it must have the inputs it needs. Each argument takes one query
-        or a list of queries, like ChromaDB.
+        ``query_embeddings`` alone is vector search, and ``query_embeddings`` with
+        ``query_texts`` (paired by position, so the lists must be equally long) is hybrid
+        search, fused by reciprocal rank. ``query_texts`` alone depends on the collection: with
+        an ``embedder`` the daemon embeds each text and the search is **hybrid** (bm25 and the
+        embedded text, fused; ``mode="vector"`` gives ChromaDB's pure vector search), without
+        one it is **lexical** (bm25 full-text) search. ``mode`` (``"lexical"``, ``"vector"``,
+        ``"hybrid"``) picks one explicitly; it must have the inputs it needs (an embedder stands
+        in for ``query_embeddings``). Each argument takes one query or a list of queries, like
+        ChromaDB.
 
         Returns ``{"ids", "documents", "metadatas", "embeddings", "distances", "scores",
         "ranks", "modes", "included"}``, each (but ``modes`` and ``included``) a list with one
@@ -167,24 +180,29 @@ class Collection:
         texts = _inputs.query_texts(query_texts)
         if vectors is None and texts is None:
             raise ValueError(
-                "give query_embeddings (vector search), query_texts (lexical search) or both "
-                "(hybrid search)"
+                "give query_embeddings (vector search), query_texts (lexical search, or hybrid "
+                "in a collection with an embedder) or both (hybrid search)"
             )
         if vectors is not None and texts is not None and len(vectors) != len(texts):
             raise ValueError(
                 f"{len(vectors)} query_embeddings but {len(texts)} query_texts; hybrid queries "
                 "pair them by position"
             )
+        embeds = self.embedder is not None
         if mode is None:
-            mode = (
-                "hybrid"
-                if vectors is not None and texts is not None
-                else ("vector" if vectors is not None else "lexical")
-            )
+            if vectors is not None and texts is not None:
+                mode = "hybrid"
+            elif vectors is not None:
+                mode = "vector"
+            else:
+                mode = "hybrid" if embeds else "lexical"
         if mode not in _MODES:
             raise ValueError(f"`mode` must be one of {', '.join(_MODES)}, got {mode!r}")
-        if mode != "lexical" and vectors is None:
-            raise ValueError(f"mode {mode!r} needs query_embeddings")
+        if mode != "lexical" and vectors is None and not embeds:
+            raise ValueError(
+                f"mode {mode!r} needs query_embeddings (collection `{self.name}` has no "
+                "embedder to compute them from query_texts)"
+            )
         if mode != "vector" and texts is None:
             raise ValueError(f"mode {mode!r} needs query_texts")
         chosen = _inputs.include(
@@ -215,10 +233,13 @@ class Collection:
         hit_lists = []
         for index in range(count):
             params = dict(base)
-            if mode != "vector":
-                params["text"] = texts[index]  # type: ignore[index]
-            if mode != "lexical":
-                params["vector"] = _vectors.encode(vectors[index])  # type: ignore[index]
+            # The text goes along whenever there is one, unless a given vector makes it unused
+            # (vector mode): in lexical and hybrid mode it is the bm25 query, and without a
+            # vector the daemon embeds it.
+            if texts is not None and not (mode == "vector" and vectors is not None):
+                params["text"] = texts[index]
+            if mode != "lexical" and vectors is not None:
+                params["vector"] = _vectors.encode(vectors[index])
             hit_lists.append(self._client._request("search", params)["hits"])
         return _results.query_result(hit_lists, [mode] * count, chosen, self.distance)
 
@@ -234,14 +255,18 @@ class Collection:
         """Inserts or replaces whole documents; returns how many were written.
 
         ``documents`` are the texts (full-text indexed), ``embeddings`` the vectors (exactly
-        ``dimension`` finite numbers each; ctxd computes no embeddings), ``metadatas`` dicts of
+        ``dimension`` finite numbers each; in a collection with an ``embedder``, a document
+        with a text and no embedding gets its vector from the daemon, computed before the
+        request is committed, so a failure writes nothing), ``metadatas`` dicts of
         strings, numbers, booleans or lists of those (a ``None`` value means "no such key", as
         in ChromaDB, and is left out). Every document needs a text, a vector or
         both; any list may hold ``None`` for "none for this document". A replaced document
         loses the parts not given again (ChromaDB's ``upsert`` keeps nothing either).
 
         Large calls are split into requests of at most 1000 documents and 16 MiB (the
-        protocol's batch limit), sent one after another on one connection. Each request is
+        protocol's batch limit; 256 documents when the daemon embeds them, so that each
+        request answers within the client's timeout), sent one after another on one
+        connection. Each request is
         atomic; the call as a whole is not. If a request fails, the error raised is the
         daemon's error for it, with ``error.committed`` set to how many documents, counted
         from the first, were written by the requests before it (they stay written; writing
@@ -309,10 +334,7 @@ class Collection:
         if count == 0:
             return 0
         if vectors is None and texts is None:
-            raise ValueError(
-                "give `documents` (texts), `embeddings` (vectors) or both; ctxd computes no "
-                "embeddings"
-            )
+            raise ValueError("give `documents` (texts), `embeddings` (vectors) or both")
         repeated = _inputs.duplicates(id_list)
         if repeated:
             raise DuplicateID(
@@ -335,7 +357,14 @@ class Collection:
                     f"{_preview(existing)}; use upsert to replace documents",
                     details={"ids": existing},
                 )
-        batches = _batch.plan(len(document) for document in encoded)
+        # Documents whose vectors the daemon computes take it time: smaller requests.
+        daemon_embeds = self.embedder is not None and (
+            vectors is None or any(vector is None for vector in vectors)
+        )
+        batches = _batch.plan(
+            (len(document) for document in encoded),
+            _batch.EMBED_BATCH_DOCUMENTS if daemon_embeds else _batch.MAX_BATCH_DOCUMENTS,
+        )
         written = 0
         committed = 0
         for batch in batches:

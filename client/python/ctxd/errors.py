@@ -163,6 +163,13 @@ class DiskFull(Error):
     go on, and writes succeed again once space is freed, so retrying later is safe."""
 
 
+class EmbedderUnavailable(Error):
+    """``embedder_unavailable``: the collection embeds text with a model this daemon did not
+    load (or loaded with other weights), or ``create_collection`` named a model that is not
+    loaded. ``details["embedder"]`` names it. Nothing was written; the collection's stored
+    vectors stay searchable with ``query_embeddings``, and its text with ``mode="lexical"``."""
+
+
 #: The one mapping from wire error codes (``proto/src/error.rs``) to exception classes.
 ERRORS_BY_CODE: Dict[str, Type[Error]] = {
     "bad_request": BadRequest,
@@ -182,6 +189,7 @@ ERRORS_BY_CODE: Dict[str, Type[Error]] = {
     "storage": StorageError,
     "internal": InternalError,
     "disk_full": DiskFull,
+    "embedder_unavailable": EmbedderUnavailable,
 }
 
 
