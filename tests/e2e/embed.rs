@@ -567,7 +567,12 @@ async fn release_and_shutdown_do_not_wait_for_embedding() {
     let (status, stderr) = daemon.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "{stderr}");
     match pending.await.expect("the upsert task") {
-        Err(Error::Daemon { code, .. }) => assert_eq!(code, ErrorCode::ShuttingDown),
+        // Refused at the release gate (it arrived once the directory was released) or given up
+        // while its vectors were computed: either way, nothing written.
+        Err(Error::Daemon { code, .. }) => assert!(
+            matches!(code, ErrorCode::ShuttingDown | ErrorCode::Released),
+            "{code:?}"
+        ),
         Err(_) => {} // the connection closed with the daemon
         Ok(()) => panic!("the upsert was written although the daemon stopped first"),
     }

@@ -4,7 +4,9 @@
 //!
 //! | concern | file |
 //! |---|---|
-//! | loading a sentence-transformers model, its forward pass | `model.rs` |
+//! | loading a sentence-transformers model, tokenizing, pooling | `model.rs` |
+//! | the BERT encoder's forward pass | `bert.rs` |
+//! | its GELU and softmax, vectorized | `kernels.rs` |
 //! | the bounded queue and batching thread of one model | `pool.rs` |
 //! | filling in an upsert's or a search's vectors | `prepare.rs` |
 //!
@@ -12,6 +14,8 @@
 //! its embedder, and an upsert reaches the storage thread with every vector computed, so a
 //! write stays one atomic commit, and reads and the storage thread never wait for a model.
 
+mod bert;
+mod kernels;
 mod model;
 mod pool;
 pub(crate) mod prepare;

@@ -10,9 +10,10 @@
 //! into memory and closed: the daemon holds no handle into a model directory.
 
 use super::ModelError;
+use super::bert::Bert;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 /// A loaded model.
 pub struct Model {
-    bert: BertModel,
+    bert: Bert,
     tokenizer: Tokenizer,
     pooling: Pooling,
     normalize: bool,
@@ -134,7 +135,7 @@ impl Model {
         let sha256 = hex(&Sha256::digest(&weights));
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
             .map_err(|e| ModelError::file(&weights_path, format!("is not safetensors: {e}")))?;
-        let bert = BertModel::load(vb, &config).map_err(|e| {
+        let bert = Bert::load(vb, &config).map_err(|e| {
             ModelError::file(
                 &weights_path,
                 format!("does not hold the weights config.json describes: {e}"),
@@ -199,10 +200,12 @@ impl Model {
             let tensor = |values: &[u32]| Tensor::from_slice(values, (rows, len), &device);
             let ids = tensor(&ids).map_err(run)?;
             let type_ids = tensor(&type_ids).map_err(run)?;
-            let attention = tensor(&mask).map_err(run)?;
+            // Rows of one length (texts cut at the window, or a single query) need no mask.
+            let padded = mask.contains(&0);
+            let attention = padded.then(|| tensor(&mask)).transpose().map_err(run)?;
             let output = self
                 .bert
-                .forward(&ids, &type_ids, Some(&attention))
+                .forward(&ids, &type_ids, attention.as_ref())
                 .map_err(run)?;
             output
                 .flatten_all()

@@ -1,0 +1,190 @@
+//! The BERT encoder of a sentence-transformers model, on candle's CPU tensors: token ids in,
+//! one vector per token out, as Hugging Face's `BertModel` computes it in inference (no
+//! dropout), for the weights `model.safetensors` holds under its usual names.
+//!
+//! Why not `candle_transformers::models::bert::BertModel`: it computes the same thing, but an
+//! embedding batch spends most of its time outside the matrix products there (measured on
+//! SciFact abstracts, 2 cores: 47 % of it), in passes over the attention scores, which for 32
+//! texts of 256 tokens are 100 MB per layer: a division by √d, the mask, and a softmax of four
+//! passes; and in GELU's `erf`, one libm call per element. Here the scale is folded into the
+//! query weights, the mask is added only when the batch has padding, softmax and GELU are one
+//! vectorized pass each (`kernels.rs`), and the three projections are one matrix product.
+
+use super::kernels;
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use candle_transformers::models::bert::{Config, HiddenAct};
+
+/// A loaded encoder.
+pub struct Bert {
+    word: Embedding,
+    position: Tensor,
+    token_type: Embedding,
+    norm: LayerNorm,
+    layers: Vec<Layer>,
+    activation: HiddenAct,
+    heads: usize,
+    head_size: usize,
+}
+
+struct Layer {
+    /// Query (pre-scaled by 1/√head_size), key and value, stacked: one product for all three.
+    qkv: Linear,
+    attention_out: Linear,
+    attention_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    output_norm: LayerNorm,
+}
+
+impl Bert {
+    /// The encoder whose weights `vb` holds (at the root, or under `bert.` or `<model_type>.`
+    /// as some checkpoints store them).
+    pub fn load(vb: VarBuilder<'_>, config: &Config) -> Result<Bert> {
+        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+            candle_core::bail!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                config.hidden_size,
+                config.num_attention_heads
+            );
+        }
+        let root = ["", "bert"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(config.model_type.clone())
+            .find(|prefix| {
+                let name = "embeddings.word_embeddings.weight";
+                vb.contains_tensor(&if prefix.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{prefix}.{name}")
+                })
+            })
+            .unwrap_or_default();
+        let vb = if root.is_empty() { vb } else { vb.pp(root) };
+
+        let hidden = config.hidden_size;
+        let heads = config.num_attention_heads;
+        let head_size = hidden / heads;
+        let eps = config.layer_norm_eps;
+        let e = vb.pp("embeddings");
+        let word = candle_nn::embedding(config.vocab_size, hidden, e.pp("word_embeddings"))?;
+        let position = e
+            .pp("position_embeddings")
+            .get((config.max_position_embeddings, hidden), "weight")?;
+        let token_type = candle_nn::embedding(
+            config.type_vocab_size,
+            hidden,
+            e.pp("token_type_embeddings"),
+        )?;
+        let norm = candle_nn::layer_norm(hidden, eps, e.pp("LayerNorm"))?;
+
+        let scale = 1.0 / (head_size as f64).sqrt();
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| {
+                let l = vb.pp(format!("encoder.layer.{i}"));
+                let a = l.pp("attention");
+                let s = a.pp("self");
+                let part = |name: &str| -> Result<(Tensor, Tensor)> {
+                    let p = s.pp(name);
+                    Ok((p.get((hidden, hidden), "weight")?, p.get(hidden, "bias")?))
+                };
+                let (qw, qb) = part("query")?;
+                let (kw, kb) = part("key")?;
+                let (vw, vbias) = part("value")?;
+                let qkv = Linear::new(
+                    Tensor::cat(&[(qw * scale)?, kw, vw], 0)?,
+                    Some(Tensor::cat(&[(qb * scale)?, kb, vbias], 0)?),
+                );
+                Ok(Layer {
+                    qkv,
+                    attention_out: candle_nn::linear(hidden, hidden, a.pp("output.dense"))?,
+                    attention_norm: candle_nn::layer_norm(hidden, eps, a.pp("output.LayerNorm"))?,
+                    intermediate: candle_nn::linear(
+                        hidden,
+                        config.intermediate_size,
+                        l.pp("intermediate.dense"),
+                    )?,
+                    output: candle_nn::linear(
+                        config.intermediate_size,
+                        hidden,
+                        l.pp("output.dense"),
+                    )?,
+                    output_norm: candle_nn::layer_norm(hidden, eps, l.pp("output.LayerNorm"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Bert {
+            word,
+            position,
+            token_type,
+            norm,
+            layers,
+            activation: config.hidden_act,
+            heads,
+            head_size,
+        })
+    }
+
+    /// The last hidden states, `(rows, len, hidden)`, of `ids` and `type_ids` (`(rows, len)`).
+    /// `mask` (`(rows, len)`, 1 for a token, 0 for padding) is needed only if a row is padded.
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (_, len) = ids.dims2()?;
+        let x = (self.word.forward(ids)? + self.token_type.forward(type_ids)?)?;
+        let x = x.broadcast_add(&self.position.narrow(0, 0, len)?)?;
+        let mut x = self.norm.forward(&x)?;
+        // Padding keys get the most negative score, so softmax gives them no weight (as
+        // Hugging Face's extended attention mask).
+        let bias = match mask {
+            Some(mask) => {
+                let mask = mask.to_dtype(DType::F32)?.unsqueeze(1)?.unsqueeze(1)?;
+                Some(((1.0 - mask)? * f64::from(f32::MIN))?)
+            }
+            None => None,
+        };
+        for layer in &self.layers {
+            x = self.layer(layer, &x, bias.as_ref())?;
+        }
+        Ok(x)
+    }
+
+    fn layer(&self, layer: &Layer, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let (rows, len, hidden) = x.dims3()?;
+        let qkv = layer
+            .qkv
+            .forward(x)?
+            .reshape((rows, len, 3, self.heads, self.head_size))?
+            .permute((2, 0, 3, 1, 4))?;
+        let q = qkv.get(0)?.contiguous()?;
+        let k = qkv.get(1)?.contiguous()?;
+        let v = qkv.get(2)?.contiguous()?;
+        let scores = q.matmul(&k.t()?)?;
+        let scores = match bias {
+            Some(bias) => scores.broadcast_add(bias)?,
+            None => scores,
+        };
+        let probs = kernels::softmax_last_dim(&scores)?;
+        let context = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((rows, len, hidden))?;
+        let x = layer
+            .attention_norm
+            .forward(&(layer.attention_out.forward(&context)? + x)?)?;
+        let inner = layer.intermediate.forward(&x)?;
+        let inner = match self.activation {
+            HiddenAct::Gelu => kernels::gelu_erf(&inner)?,
+            HiddenAct::GeluApproximate => inner.gelu()?,
+            HiddenAct::Relu => inner.relu()?,
+        };
+        layer
+            .output_norm
+            .forward(&(layer.output.forward(&inner)? + &x)?)
+    }
+}
