@@ -9,7 +9,7 @@
 //! the vectors still match sentence-transformers' with cosine 1.000000 (tests/e2e/embed.rs, and
 //! every SciFact vector in `client/python/bench/embed.py`).
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Elements per task: big enough that scheduling costs nothing, small enough to share.
@@ -25,8 +25,19 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     x.apply_op1_no_bwd(&Softmax)
 }
 
+/// `x · weightᵀ + bias` for an `x` of few rows (a query or a few): each weight row is read
+/// once and dotted with every row of `x`. gemm instead copies the whole weight matrix into its
+/// packed layout on every call, which for a one-line query costs more than the products.
+pub fn linear_few_rows(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    x.apply_op3_no_bwd(weight, bias, &FewRows)
+}
+
 struct GeluErf;
 struct Softmax;
+struct FewRows;
+
+/// Output features per task of [`linear_few_rows`].
+const FEATURES_PER_TASK: usize = 32;
 
 /// Calls `kernel(args)` compiled for the widest vector unit the CPU has, found at run time
 /// (the default x86-64 target has only 4-wide SSE2): `<kernel>_avx512`, `<kernel>_avx2`, else
@@ -70,6 +81,7 @@ mod wide {
     }
     compile_for!(gelu_block(out: &mut [f32], x: &[f32]));
     compile_for!(softmax_rows(rows: &mut [f32], width: usize));
+    compile_for!(dot_rows(out: &mut [f32], x: &[f32], weights: &[f32], bias: &[f32]));
 }
 
 /// GELU of `x` into `out`.
@@ -136,6 +148,83 @@ impl CustomOp1 for Softmax {
             .par_chunks_mut(rows_per_task * width)
             .for_each(|rows| widest!(softmax_rows(rows, width)));
         Ok((CpuStorage::F32(output), layout.shape().clone()))
+    }
+}
+
+/// For each row `w` of `weights` (as many as `bias` has values) and each row `r` of `x` (rows
+/// as long as a weight row), `out[w · rows + r] = x_r · w + bias_w`.
+#[inline(always)]
+fn dot_rows(out: &mut [f32], x: &[f32], weights: &[f32], bias: &[f32]) {
+    let rows = out.len() / bias.len().max(1);
+    let width = x.len() / rows.max(1);
+    for ((w, &b), out) in weights
+        .chunks_exact(width)
+        .zip(bias)
+        .zip(out.chunks_exact_mut(rows))
+    {
+        for (row, o) in x.chunks_exact(width).zip(out.iter_mut()) {
+            let mut acc = [0f32; 16];
+            let mut pairs = row.chunks_exact(16).zip(w.chunks_exact(16));
+            for (a, c) in &mut pairs {
+                for i in 0..16 {
+                    acc[i] += a[i] * c[i];
+                }
+            }
+            let tail: f32 = row[row.len() - row.len() % 16..]
+                .iter()
+                .zip(&w[w.len() - w.len() % 16..])
+                .map(|(a, c)| a * c)
+                .sum();
+            *o = acc.iter().sum::<f32>() + tail + b;
+        }
+    }
+}
+
+impl CustomOp3 for FewRows {
+    fn name(&self) -> &'static str {
+        "ctxd-linear-few-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(s1, l1, self.name())?;
+        let weights = contiguous(s2, l2, self.name())?;
+        let bias = contiguous(s3, l3, self.name())?;
+        let (features, width) = l2.shape().dims2()?;
+        let dims = l1.shape().dims();
+        if dims.last() != Some(&width) || bias.len() != features || width == 0 {
+            candle_core::bail!(
+                "{}: x {:?}, weight {:?}, bias {:?} do not fit",
+                self.name(),
+                l1.shape(),
+                l2.shape(),
+                l3.shape()
+            );
+        }
+        let rows = x.len() / width;
+        // Computed feature-major (each task owns whole weight rows), then transposed.
+        let mut by_feature = vec![0f32; features * rows];
+        by_feature
+            .par_chunks_mut(FEATURES_PER_TASK * rows)
+            .zip(weights.par_chunks(FEATURES_PER_TASK * width))
+            .zip(bias.par_chunks(FEATURES_PER_TASK))
+            .for_each(|((out, weights), bias)| widest!(dot_rows(out, x, weights, bias)));
+        let mut output = vec![0f32; rows * features];
+        for (f, column) in by_feature.chunks_exact(rows).enumerate() {
+            for (r, &v) in column.iter().enumerate() {
+                output[r * features + f] = v;
+            }
+        }
+        let mut shape = dims.to_vec();
+        *shape.last_mut().expect("x has a last dimension") = features;
+        Ok((CpuStorage::F32(output), Shape::from(shape)))
     }
 }
 
@@ -241,6 +330,23 @@ mod tests {
         assert_eq!(erf(0.0), 0.0);
         assert_eq!(erf(20.0), 1.0);
         assert_eq!(erf(-20.0), -1.0);
+    }
+
+    #[test]
+    fn few_rows_agree_with_a_matrix_product() {
+        let device = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 37), &device).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (70, 37), &device).unwrap();
+        let b = Tensor::randn(0f32, 1.0, 70, &device).unwrap();
+        let want = x
+            .broadcast_matmul(&w.t().unwrap())
+            .unwrap()
+            .broadcast_add(&b)
+            .unwrap();
+        let got = linear_few_rows(&x, &w, &b).unwrap();
+        assert_eq!(got.dims(), &[2, 3, 70]);
+        let diff = (got - want).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
     }
 
     #[test]
