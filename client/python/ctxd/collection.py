@@ -264,7 +264,7 @@ class Collection:
         loses the parts not given again (ChromaDB's ``upsert`` keeps nothing either).
 
         Large calls are split into requests of at most 1000 documents and 16 MiB (the
-        protocol's batch limit; 256 documents when the daemon embeds them, so that each
+        protocol's batch limit; 64 documents when the daemon embeds them, so that each
         request answers within the client's timeout), sent one after another on one
         connection. Each request is
         atomic; the call as a whole is not. If a request fails, the error raised is the

@@ -309,10 +309,12 @@ pub struct ImportArgs {
     /// The JSON-lines file to read, or `-` for standard input.
     #[arg(value_name = "FILE.jsonl", value_parser = readable_input)]
     pub file: PathBuf,
-    /// Documents per upsert request: each batch is written completely or not at all.
-    #[arg(long, value_name = "N", default_value_t = MAX_BATCH_DOCUMENTS as u32,
+    /// Documents per upsert request: each batch is written completely or not at all
+    /// [default: 1000; 64 into a collection with an embedder, where the daemon computes the
+    /// vectors of text-only lines and a batch takes seconds].
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=MAX_BATCH_DOCUMENTS as i64))]
-    pub batch: u32,
+    pub batch: Option<u32>,
 }
 
 /// Options of `ctxd export`.

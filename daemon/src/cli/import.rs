@@ -15,6 +15,7 @@
 use super::args::ImportArgs;
 use super::output::{Output, error_code, exit, fail};
 use ctxd_client::{Client, Error};
+use ctxd_proto::limits::MAX_BATCH_DOCUMENTS;
 use ctxd_proto::validate::{self, DocumentError};
 use ctxd_proto::{Document, ErrorCode};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -29,6 +30,9 @@ use tokio::sync::mpsc;
 /// Batches read ahead of the one being sent: enough to keep the daemon busy while the reader
 /// parses, few enough that memory stays at a few batches.
 const READ_AHEAD: usize = 2;
+
+/// Documents per request by default when the daemon embeds them.
+const EMBED_BATCH: usize = 64;
 
 /// Read buffer for the input: large sequential reads, whatever the line lengths.
 const READ_BUFFER: usize = 1 << 20;
@@ -52,7 +56,14 @@ pub async fn run(client: &Client, args: ImportArgs, out: Output) -> ExitCode {
         collection: info.name.clone(),
         dimension: info.dimension,
     };
-    let batch_size = args.batch as usize;
+    // Text-only lines into a collection with an embedder wait for the model (a thousand
+    // abstracts take about a minute on two cores, and the next batch waits behind them): small
+    // batches answer well within the client's timeout and keep the progress bar moving.
+    let batch_size = match args.batch {
+        Some(batch) => batch as usize,
+        None if info.embedder.is_some() => EMBED_BATCH,
+        None => MAX_BATCH_DOCUMENTS,
+    };
     let (sender, receiver) = mpsc::channel(READ_AHEAD);
     let reader = input.reader;
     let spawned = std::thread::Builder::new()
