@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def load(data: Path):
 class Daemon:
     """A ``ctxd serve`` on a fresh data directory, ready when it says so (``NOTIFY_SOCKET``)."""
 
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str, args: Sequence[str] = ()) -> None:
         self.dir = tempfile.mkdtemp(prefix="ctxd-bench-", dir="/tmp")
         self.socket = os.path.join(self.dir, "s")
         notify_path = os.path.join(self.dir, "n")
@@ -67,7 +67,15 @@ class Daemon:
         env = dict(os.environ, NOTIFY_SOCKET=notify_path)
         env.pop("CTXD_SOCKET", None)
         self.process = subprocess.Popen(
-            [binary, "serve", "--data", os.path.join(self.dir, "data"), "--socket", self.socket],
+            [
+                binary,
+                "serve",
+                "--data",
+                os.path.join(self.dir, "data"),
+                "--socket",
+                self.socket,
+                *args,
+            ],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
