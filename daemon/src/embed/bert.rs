@@ -41,7 +41,11 @@ impl Bert {
     /// The encoder whose weights `vb` holds (at the root, or under `bert.` or `<model_type>.`
     /// as some checkpoints store them).
     pub fn load(vb: VarBuilder<'_>, config: &Config) -> Result<Bert> {
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+        if config.num_attention_heads == 0
+            || !config
+                .hidden_size
+                .is_multiple_of(config.num_attention_heads)
+        {
             candle_core::bail!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 config.hidden_size,

@@ -27,7 +27,7 @@ pub const QUEUE: usize = 256;
 /// Why a request got no vectors.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PoolError {
-    /// [`QUEUE`] requests are waiting already.
+    /// The queue (256 requests) is full.
     #[error("{QUEUE} requests are waiting for model `{0}`; retry later")]
     Full(String),
     /// The model failed on this request's texts.
