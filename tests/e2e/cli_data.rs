@@ -650,10 +650,9 @@ fn bad_arguments_are_usage_errors() {
             "cannot read",
         ),
         (&["search", "notes"], "needs query TEXT"),
-        (
-            &["search", "notes", "x", "--mode", "vector"],
-            "needs a query vector",
-        ),
+        // (TEXT alone with `--mode vector` is for the daemon to judge: a collection with an
+        // embedder embeds it; tests/e2e/embed.rs.)
+        (&["search", "notes", "--mode", "vector"], "needs query TEXT"),
         (&["delete", "notes"], "needs document IDs"),
         (&["get", "notes"], "ID"),
         (&["import", "notes", missing], "cannot open"),

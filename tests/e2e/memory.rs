@@ -106,8 +106,13 @@ fn a_hostile_line_is_refused_without_being_decoded_into_memory() {
         line.len() as f64 / MIB as f64,
         rise as f64 / MIB as f64
     );
+    // The line's buffer grows by doubling while it is read; under mimalloc (the daemon's
+    // allocator, for the embedder: daemon/src/main.rs) the smaller buffers it outgrew stay
+    // resident until mimalloc purges them, so the peak is about 2.3× the line where it was
+    // about 1.4× under glibc's malloc, which moves a large buffer with mremap. Still bounded:
+    // budget.rs caps the bytes of large lines held at once.
     assert!(
-        rise <= line.len() * 3 / 2,
+        rise <= line.len() * 5 / 2,
         "peak memory rose {rise} bytes for a line of {}",
         line.len()
     );
