@@ -110,6 +110,16 @@ def twenty_words(docs: List[dict], n: int) -> List[str]:
     return texts
 
 
+def embed_as_documents(col, ids: List[str], texts: List[str]):
+    """Upserts ``texts`` as documents the daemon embeds: (texts/s, the stored vectors in order)."""
+    started = time.perf_counter()
+    col.upsert(ids=ids, documents=texts)
+    rate = len(ids) / (time.perf_counter() - started)
+    stored = col.get(ids=ids, include=["embeddings"])
+    by_id = dict(zip(stored["ids"], stored["embeddings"]))
+    return rate, np.array([by_id[i] for i in ids], dtype=np.float32)
+
+
 def ctxd_side(binary: str, model: Path, docs, doc_texts, queries, judged, query_vectors, threads):
     daemon = Daemon(binary, ["--model", f"minilm={model}"])
     out: Dict[str, float] = {}
@@ -118,24 +128,13 @@ def ctxd_side(binary: str, model: Path, docs, doc_texts, queries, judged, query_
         with ctxd.Client(daemon.socket, timeout=300) as client:
             col = client.create_collection("scifact", embedder="minilm")
             ids = [d["id"] for d in docs]
-            started = time.perf_counter()
-            col.upsert(ids=ids, documents=doc_texts)
-            out["docs_s"] = len(ids) / (time.perf_counter() - started)
-            stored = col.get(ids=ids, include=["embeddings"])
-            by_id = dict(zip(stored["ids"], stored["embeddings"]))
-            got = np.array([by_id[i] for i in ids], dtype=np.float32)
+            out["docs_s"], got = embed_as_documents(col, ids, doc_texts)
             out["doc_cosines"] = cosines(got, load_vectors_cache["docs"][: len(ids)])
 
             # Queries embedded as documents, in one call: the batch path.
             qcol = client.create_collection("queries", embedder="minilm")
-            qids = [q["id"] for q in queries]
             qtexts = [q["text"] for q in queries]
-            started = time.perf_counter()
-            qcol.upsert(ids=qids, documents=qtexts)
-            out["queries_batch_s"] = len(qids) / (time.perf_counter() - started)
-            stored = qcol.get(ids=qids, include=["embeddings"])
-            by_id = dict(zip(stored["ids"], stored["embeddings"]))
-            got = np.array([by_id[i] for i in qids], dtype=np.float32)
+            out["queries_batch_s"], got = embed_as_documents(qcol, [q["id"] for q in queries], qtexts)
             out["query_cosines"] = cosines(got, query_vectors)
 
             # Text queries, one request each: vector mode (sequential, timed), hybrid.
