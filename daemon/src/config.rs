@@ -30,6 +30,11 @@ pub struct ServeConfig {
     pub schedule: Option<SnapshotSchedule>,
     /// The models loaded at start to embed text (`--model NAME=DIR`, or `CTXD_MODELS`).
     pub models: Vec<crate::embed::ModelSpec>,
+    /// `--stop-when-unused`: stop when the last hold ends, or when none was taken within
+    /// this grace after the start.
+    pub stop_when_unused: Option<Duration>,
+    /// `--ready-line`: announce readiness with one JSON line on stdout.
+    pub ready_line: bool,
 }
 
 /// `--snapshot-every`, `--snapshot-dir`, `--snapshot-keep`, `--snapshot-format`.
@@ -99,6 +104,8 @@ impl ServeConfig {
             read_queue: crate::storage::read_pool::DEFAULT_QUEUE,
             schedule: None,
             models: Vec::new(),
+            stop_when_unused: None,
+            ready_line: false,
         }
     }
 }

@@ -58,6 +58,10 @@ impl DaemonError {
     pub fn exit_code(&self) -> u8 {
         match self {
             DaemonError::Storage(StorageError::CloseDiskFull(_)) => crate::exit::DISK_FULL,
+            DaemonError::Lock(LockError::Held { .. }) => crate::exit::IN_USE,
+            DaemonError::Listen(
+                ListenError::InUse(LockError::Held { .. }) | ListenError::Live(_),
+            ) => crate::exit::IN_USE,
             _ => crate::exit::FAILED,
         }
     }
@@ -85,8 +89,16 @@ pub(crate) async fn run_hosted(
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
 
     let data_dir = resolve_data_dir(&config.data_dir)?;
-    let data_lock = lock::lock_data_dir(&data_dir)?;
+    let mut data_lock = lock::lock_data_dir(&data_dir)?;
     let listener = Listener::bind(&config.socket)?;
+    if let Err(e) = data_lock.record_socket(listener.path()) {
+        // Clients that name the socket still find the daemon; only discovery by data
+        // directory (`ctxd.PersistentClient`) does not.
+        tracing::warn!(
+            "cannot record the socket beside the lock {}: {e}",
+            data_lock.path().display()
+        );
+    }
     let limits = connection_limits(&config);
     let options = crate::storage::StoreOptions {
         ann_threshold: config.ann_threshold,
@@ -101,6 +113,7 @@ pub(crate) async fn run_hosted(
         listener.path().to_owned(),
         limits,
         embedders,
+        config.stop_when_unused,
     ));
     tracing::info!(
         pid = std::process::id(),
@@ -115,7 +128,12 @@ pub(crate) async fn run_hosted(
         env!("CARGO_PKG_VERSION")
     );
     notify::ready("serving");
+    if config.ready_line {
+        announce_ready(&shared);
+    }
     tokio::spawn(expire_leases(Arc::clone(&shared)));
+    let unused = Arc::clone(&shared);
+    tokio::spawn(async move { unused.holders.stop_if_never_held().await });
     let schedule = config.schedule.clone().map(|schedule| {
         tracing::info!(
             every = %humantime::format_duration(schedule.every),
@@ -178,6 +196,23 @@ async fn expire_leases(shared: Arc<Shared>) {
             () = shared.lifecycle.changed_or(next) => {}
             _ = shared.shutdown.triggered() => return,
         }
+    }
+}
+
+/// `--ready-line`: one JSON line on stdout saying the daemon serves, and where. A failure to
+/// write it (nobody reads stdout any more) does not stop the daemon: the program that asked for
+/// it learns of the start from the socket too.
+fn announce_ready(shared: &Shared) {
+    use std::io::Write;
+    let line = serde_json::json!({
+        "ready": true,
+        "pid": std::process::id(),
+        "socket": shared.socket.display().to_string(),
+        "data_dir": shared.data_dir().display().to_string(),
+    });
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        tracing::debug!("cannot print the ready line: {e}");
     }
 }
 

@@ -2,15 +2,16 @@
 
 use crate::embed::prepare;
 use crate::error::Error;
+use crate::holders::{Hold, LetGo};
 use crate::lifecycle;
 use crate::shared::Shared;
 use crate::shutdown::Reason;
 use crate::storage::StorageError;
 use crate::storage::snapshot::Streamable;
 use ctxd_proto::{
-    CollectionEmbedder, Empty, ErrorBody, ErrorCode, HealthResult, Hello, HelloResult, Operation,
-    PROTOCOL_VERSION, Release, ReleaseResult, RenewResult, Request, RequestId, Response,
-    ResumeResult, State, StatusResult,
+    AttachResult, CollectionEmbedder, DetachResult, Empty, ErrorBody, ErrorCode, HealthResult,
+    Hello, HelloResult, Operation, PROTOCOL_VERSION, Release, ReleaseResult, RenewResult, Request,
+    RequestId, Response, ResumeResult, State, StatusResult,
 };
 use serde::Serialize;
 use std::time::Duration;
@@ -26,8 +27,13 @@ pub enum After {
     Stream(Box<Streamable>),
 }
 
-/// Answers one request: the encoded reply line (without `\n`) and what to do next.
-pub async fn handle(shared: &Shared, mut request: Request) -> (Vec<u8>, After) {
+/// Answers one request: the encoded reply line (without `\n`) and what to do next. `hold` is
+/// the connection's hold on the daemon (`attach`), which lives as long as the connection.
+pub async fn handle<'s>(
+    shared: &'s Shared,
+    mut request: Request,
+    hold: &mut Option<Hold<'s>>,
+) -> (Vec<u8>, After) {
     let id = request.id;
     let mut after = After::Continue;
     // Text becomes vectors before the release gate, so a release or a shutdown never waits for
@@ -129,6 +135,28 @@ pub async fn handle(shared: &Shared, mut request: Request) -> (Vec<u8>, After) {
             }
         }
         Operation::Check(_) => encode(id, storage(shared.store().check().await)),
+        Operation::Attach(_) => encode(id, attach(shared, hold)),
+        Operation::Detach(_) => {
+            let let_go = hold.take().map_or(
+                LetGo {
+                    holders: shared.holders.count(),
+                    stopping: false,
+                },
+                Hold::detach,
+            );
+            if let_go.stopping {
+                tracing::info!("the last client holding the daemon detached; stopping");
+                // As after `shutdown`: the connection closes once every file is closed.
+                after = After::HoldUntilExit;
+            }
+            encode(
+                id,
+                Ok(DetachResult {
+                    holders: let_go.holders,
+                    stopping: let_go.stopping,
+                }),
+            )
+        }
     };
     (line, after)
 }
@@ -145,7 +173,25 @@ fn is_data_operation(op: &Operation) -> bool {
             | Operation::Renew(_)
             | Operation::Resume(_)
             | Operation::Shutdown(_)
+            | Operation::Attach(_)
+            | Operation::Detach(_)
     )
+}
+
+/// `attach`: takes the connection's hold, once.
+fn attach<'s>(shared: &'s Shared, hold: &mut Option<Hold<'s>>) -> Result<AttachResult, Error> {
+    let holders = match hold {
+        Some(_) => shared.holders.count(),
+        None => {
+            let (taken, holders) = shared.holders.attach()?;
+            *hold = Some(taken);
+            holders
+        }
+    };
+    Ok(AttachResult {
+        holders,
+        stop_when_unused: shared.holders.stop_when_unused(),
+    })
 }
 
 async fn release(shared: &Shared, params: Release) -> Result<ReleaseResult, Error> {
@@ -254,6 +300,8 @@ async fn status(shared: &Shared) -> Result<StatusResult, Error> {
         problem: shared.lifecycle.problem(),
         last_snapshot: shared.last_snapshot(),
         models: shared.embedders.infos(),
+        holders: shared.holders.count(),
+        stop_when_unused: shared.holders.stop_when_unused(),
     })
 }
 

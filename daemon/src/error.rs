@@ -36,6 +36,9 @@ pub enum Error {
     /// A text could not be embedded.
     #[error(transparent)]
     Embed(#[from] EmbedError),
+    /// `attach` while the daemon stops.
+    #[error(transparent)]
+    Stopping(#[from] crate::holders::Stopping),
 }
 
 impl Error {
@@ -47,6 +50,7 @@ impl Error {
             Error::Released { .. } => ErrorCode::Released,
             Error::LeaseNotFound(_) => ErrorCode::LeaseNotFound,
             Error::Busy(_) => ErrorCode::Busy,
+            Error::Stopping(_) => ErrorCode::ShuttingDown,
             Error::Storage(e) => match e {
                 StorageError::Closed => ErrorCode::ShuttingDown,
                 StorageError::CollectionNotFound(_) => ErrorCode::CollectionNotFound,

@@ -13,3 +13,6 @@ pub const UNREACHABLE: u8 = 3;
 /// SQLite's write-ahead log could not be checkpointed and is applied at the next start. Nothing
 /// acknowledged is lost; free space before (or after) starting again.
 pub const DISK_FULL: u8 = 4;
+/// `ctxd serve` did not start: another ctxd owns the data directory (or the socket). A client
+/// library that starts daemons on demand reads this as "attach to the owner instead".
+pub const IN_USE: u8 = 5;

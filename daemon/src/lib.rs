@@ -50,6 +50,7 @@ pub mod embed;
 mod error;
 pub mod exit;
 mod fd_limit;
+mod holders;
 mod lifecycle;
 mod listener;
 mod lock;

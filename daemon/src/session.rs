@@ -63,6 +63,8 @@ pub async fn run(stream: Stream, shared: Arc<Shared>) {
     let executor = async {
         // Owned here, so returning drops it and the reader stops at once.
         let mut queue = queue;
+        // The connection's `attach`: let go when the connection ends, however it ends.
+        let mut hold = None;
         while let Some(incoming) = queue.recv().await {
             if shared.shutdown.is_triggered() {
                 break;
@@ -70,7 +72,7 @@ pub async fn run(stream: Stream, shared: Arc<Shared>) {
             let (reply, after) = match incoming {
                 Incoming::Request(request, reservation) => {
                     let answer = match *request {
-                        Ok(request) => dispatch::handle(&shared, request).await,
+                        Ok(request) => dispatch::handle(&shared, request, &mut hold).await,
                         Err(rejected) => (
                             dispatch::encode_body::<Empty>(rejected.id, Err(rejected.error)),
                             After::Continue,

@@ -3,6 +3,7 @@
 
 use crate::budget::DecodeBudget;
 use crate::embed::Embedders;
+use crate::holders::Holders;
 use crate::lifecycle::Lifecycle;
 use crate::shutdown::Shutdown;
 use crate::storage::Store;
@@ -38,6 +39,8 @@ pub struct Shared {
     pub budget: Arc<DecodeBudget>,
     /// The models loaded at start (`--model`), which embed text for collections.
     pub embedders: Embedders,
+    /// The connections holding the daemon (`attach`).
+    pub holders: Holders,
     started: Instant,
     connections: AtomicU64,
     /// Connections kept open until the very end of shutdown: a `shutdown` requester learns
@@ -56,9 +59,11 @@ impl Shared {
         socket: PathBuf,
         limits: ConnectionLimits,
         embedders: Embedders,
+        stop_when_unused: Option<std::time::Duration>,
     ) -> Shared {
         Shared {
             embedders,
+            holders: Holders::new(stop_when_unused, shutdown.clone()),
             lifecycle: Lifecycle::new(store, data_dir),
             shutdown,
             socket,

@@ -13,6 +13,8 @@ pub enum Reason {
     Interrupt,
     /// A client's `shutdown` request.
     Request,
+    /// `--stop-when-unused`: the last client holding the daemon let go, or none came.
+    Unused,
 }
 
 impl fmt::Display for Reason {
@@ -21,6 +23,7 @@ impl fmt::Display for Reason {
             Reason::Terminate => "termination signal",
             Reason::Interrupt => "interrupt",
             Reason::Request => "shutdown request",
+            Reason::Unused => "no client holds it (--stop-when-unused)",
         })
     }
 }

@@ -47,7 +47,8 @@
 //! [`Call::Output`] is the result: [`Hello`] → [`HelloResult`], [`Ping`] → [`Empty`],
 //! [`Health`], [`Status`], [`CreateCollection`], [`ListCollections`], [`GetCollection`],
 //! [`DropCollection`], [`Upsert`], [`Delete`], [`Get`], [`Count`], [`Search`], [`Release`],
-//! [`Renew`], [`Resume`], [`Snapshot`], [`SnapshotStream`], [`Check`], [`Shutdown`]. Error
+//! [`Renew`], [`Resume`], [`Snapshot`], [`SnapshotStream`], [`Check`], [`Shutdown`],
+//! [`Attach`], [`Detach`] (the last two added within protocol 1). Error
 //! codes are [`ErrorCode`] (`disk_full` and `embedder_unavailable` joined them within protocol 1); metadata filters are
 //! [`Filter`]. A vector ([`Vector`]) is a JSON array, or base64 of little-endian `f32` (also an
 //! addition within protocol 1); `get` and `search` return vectors in their `vector_encoding`.

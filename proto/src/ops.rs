@@ -62,11 +62,15 @@ pub enum Operation {
     Check(Check),
     /// Stop the daemon as on SIGTERM.
     Shutdown(Shutdown),
+    /// Hold the daemon for as long as this connection is open (`ctxd serve --stop-when-unused`).
+    Attach(Attach),
+    /// Let go of the hold taken with `attach` on this connection.
+    Detach(Detach),
 }
 
 impl Operation {
     /// Every operation name of protocol 1, as written in `op`.
-    pub const NAMES: [&'static str; 20] = [
+    pub const NAMES: [&'static str; 22] = [
         "hello",
         "ping",
         "health",
@@ -87,6 +91,8 @@ impl Operation {
         "snapshot_stream",
         "check",
         "shutdown",
+        "attach",
+        "detach",
     ];
 
     /// The operation's name, as written in `op`.
@@ -112,6 +118,8 @@ impl Operation {
             Operation::SnapshotStream(_) => SnapshotStream::OP,
             Operation::Check(_) => Check::OP,
             Operation::Shutdown(_) => Shutdown::OP,
+            Operation::Attach(_) => Attach::OP,
+            Operation::Detach(_) => Detach::OP,
         }
     }
 }
@@ -214,6 +222,8 @@ calls! {
     SnapshotStream => SnapshotStreamResult, "snapshot_stream";
     Check => CheckResult, "check";
     Shutdown => Empty, "shutdown";
+    Attach => AttachResult, "attach";
+    Detach => DetachResult, "detach";
 }
 
 /// The result of operations that return nothing but success (`ping`, `shutdown`).
@@ -520,6 +530,27 @@ pub struct Check {}
 #[serde(deny_unknown_fields)]
 pub struct Shutdown {}
 
+/// `attach`: no parameters. Added within protocol 1.
+///
+/// The connection that sends it holds the daemon until it sends [`Detach`] or closes (for any
+/// reason: a client killed with SIGKILL lets go too). A daemon started with
+/// `--stop-when-unused` stops, through its one shutdown sequence, when the last hold ends; other
+/// daemons count holds and keep serving. A connection holds at most once: attaching again
+/// changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attach {}
+
+/// `detach`: no parameters. Added within protocol 1.
+///
+/// Ends this connection's hold. When it was the last hold of a daemon started with
+/// `--stop-when-unused`, the reply says `stopping: true` and, as after `shutdown`, the daemon
+/// keeps the connection open, unread, until every file is closed and its locks are released:
+/// its closing tells the client that the data directory may be copied or deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Detach {}
+
 // ---------------------------------------------------------------------------------------------
 // Results
 
@@ -582,6 +613,36 @@ pub struct StatusResult {
     /// The models the daemon loaded (`ctxd serve --model`), by name. Added within protocol 1.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<ModelInfo>,
+    /// Connections holding the daemon with `attach`. Added within protocol 1.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub holders: u64,
+    /// Whether the daemon stops when the last hold ends (`--stop-when-unused`). Added within
+    /// protocol 1.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop_when_unused: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Result of `attach`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachResult {
+    /// Connections holding the daemon now, this one included.
+    pub holders: u64,
+    /// Whether the daemon stops when the last hold ends (`--stop-when-unused`).
+    pub stop_when_unused: bool,
+}
+
+/// Result of `detach`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetachResult {
+    /// Connections still holding the daemon.
+    pub holders: u64,
+    /// Whether the daemon is stopping because this was the last hold: the connection then
+    /// closes once every file is closed.
+    pub stopping: bool,
 }
 
 /// Result of `create_collection` and `get_collection`.

@@ -14,10 +14,10 @@
 //! without a fixture fails [`every_operation_and_error_code_has_fixtures`].
 
 use ctxd_proto::{
-    Call, Check, Comparison, Count, CreateCollection, Delete, DropCollection, Empty, ErrorBody,
-    ErrorCode, Filter, Get, GetCollection, Health, Hello, ListCollections, Operation,
-    PROTOCOL_VERSION, Ping, Rejected, Release, Renew, Request, RequestId, Response, Resume, Scalar,
-    Search, Shutdown, Snapshot, SnapshotStream, Status, Upsert, encode_request,
+    Attach, Call, Check, Comparison, Count, CreateCollection, Delete, Detach, DropCollection,
+    Empty, ErrorBody, ErrorCode, Filter, Get, GetCollection, Health, Hello, ListCollections,
+    Operation, PROTOCOL_VERSION, Ping, Rejected, Release, Renew, Request, RequestId, Response,
+    Resume, Scalar, Search, Shutdown, Snapshot, SnapshotStream, Status, Upsert, encode_request,
 };
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value, json};
@@ -83,6 +83,8 @@ protocol_calls!(
     SnapshotStream,
     Check,
     Shutdown,
+    Attach,
+    Detach,
 );
 
 // ---------------------------------------------------------------------------------------------

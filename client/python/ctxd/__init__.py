@@ -39,12 +39,14 @@ from .errors import (
     Released,
     ShuttingDown,
     SnapshotFailed,
+    StartFailed,
     StorageError,
     Timeout,
     TransportError,
     UnknownOp,
 )
 from .lease import Lease
+from .persistent import PersistentClient
 
 __all__ = [
     "BadRequest",
@@ -67,12 +69,14 @@ __all__ = [
     "Lease",
     "LeaseNotFound",
     "NotRunning",
+    "PersistentClient",
     "PermissionDenied",
     "ProtocolError",
     "ProtocolMismatch",
     "Released",
     "ShuttingDown",
     "SnapshotFailed",
+    "StartFailed",
     "StorageError",
     "Timeout",
     "TransportError",

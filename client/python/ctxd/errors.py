@@ -234,6 +234,12 @@ class NotRunning(TransportError):
         return (NotRunning, (self.socket, self.reason))
 
 
+class StartFailed(TransportError):
+    """:class:`ctxd.PersistentClient` could not start a daemon for its data directory: no
+    binary was found, or ``ctxd serve`` exited (the message carries what it logged;
+    ``details["log"]`` names the log file, ``details["exit_status"]`` its status)."""
+
+
 class ConnectionLost(TransportError):
     """The connection broke while a request was in flight.
 

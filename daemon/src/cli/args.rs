@@ -20,6 +20,7 @@ Exit status:
   4  ctxd serve stopped with every file closed, but the disk was full as it closed the
      stores: SQLite's write-ahead log is kept and applied at the next start (nothing
      acknowledged is lost)
+  5  ctxd serve did not start: another ctxd owns the data directory or the socket
 
 Environment:
   CTXD_SOCKET        the daemon's socket, for the daemon and every client
@@ -603,6 +604,19 @@ pub struct ServeArgs {
     /// entries separated like PATH's].
     #[arg(long = "model", value_name = "NAME=DIR")]
     pub models: Vec<crate::embed::ModelSpec>,
+    /// Stop (as on SIGTERM, closing every file) when the last client holding the daemon with
+    /// `attach` lets go or disconnects, or when none has attached within --unused-grace of
+    /// the start. For daemons started on demand by a client library (Python's
+    /// `ctxd.PersistentClient`).
+    #[arg(long)]
+    pub stop_when_unused: bool,
+    /// With --stop-when-unused: how long after the start the first client may take to attach.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s", requires = "stop_when_unused")]
+    pub unused_grace: Duration,
+    /// Print one JSON line on stdout once serving (`{"ready":true,"pid":…,"socket":…,"data_dir":…}`),
+    /// then close stdout: readiness for a program that started the daemon and reads its output.
+    #[arg(long)]
+    pub ready_line: bool,
 }
 
 /// A duration longer than zero (a schedule's interval).

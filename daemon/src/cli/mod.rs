@@ -33,6 +33,8 @@ pub fn serve(socket: Option<std::path::PathBuf>, args: args::ServeArgs) -> ExitC
         config.read_threads = threads as usize;
     }
     config.read_queue = args.read_queue as usize;
+    config.stop_when_unused = args.stop_when_unused.then_some(args.unused_grace);
+    config.ready_line = args.ready_line;
     config.models = match models(args.models) {
         Ok(models) => models,
         Err(e) => {

@@ -64,6 +64,7 @@ fn holder_text(pid: Option<u32>) -> String {
 pub struct PidLock {
     _file: File,
     path: PathBuf,
+    sidecar: Option<PathBuf>,
 }
 
 impl PidLock {
@@ -107,6 +108,7 @@ impl PidLock {
         Ok(PidLock {
             _file: file,
             path: path.to_owned(),
+            sidecar: None,
         })
     }
 
@@ -114,11 +116,36 @@ impl PidLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Names the socket the holder listens on in a file beside the lock (`….lock` becomes
+    /// `….socket`), so a client that knows only the data directory finds its daemon
+    /// (`ctxd.PersistentClient` reads it: see [`lock_data_dir`]). Written once the socket is
+    /// bound, whole or not at all (a temporary file renamed over it), and removed before the
+    /// lock is let go. A file beside the lock rather than a line in it because Windows does not
+    /// let other processes read a locked file.
+    pub fn record_socket(&mut self, socket: &Path) -> io::Result<()> {
+        let sidecar = self.path.with_extension("socket");
+        let partial = self
+            .path
+            .with_extension(format!("socket.{}", std::process::id()));
+        let written = std::fs::write(&partial, format!("{}\n", socket.display()))
+            .and_then(|()| std::fs::rename(&partial, &sidecar));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        written?;
+        self.sidecar = Some(sidecar);
+        Ok(())
+    }
 }
 
 impl Drop for PidLock {
     fn drop(&mut self) {
-        // Still locked here: the file closes (unlocks) after this, when `_file` drops.
+        // Still locked here: the file closes (unlocks) after this, when `_file` drops. The
+        // socket's name goes first, so nobody is sent to a daemon that no longer holds the lock.
+        if let Some(sidecar) = &self.sidecar {
+            let _ = std::fs::remove_file(sidecar);
+        }
         platform::remove_held(&self.path);
     }
 }
@@ -131,6 +158,12 @@ fn read_pid(file: &mut File) -> Option<u32> {
 }
 
 /// Takes the lock of a data directory (given as its canonical path).
+///
+/// The lock file is `data-<hex>.lock` in the lock directory (`/run/lock/ctxd` where `/run/lock`
+/// exists, else `/tmp/ctxd-locks`; `%ProgramData%\\ctxd\\locks` on Windows), where `<hex>` is the
+/// first 16 bytes of the SHA-256 of the canonical path's bytes, in lower-case hex. It holds
+/// the holder's pid and what it guards. Once the daemon listens, `data-<hex>.socket` beside it
+/// holds the socket's path (or pipe name) and a newline: a stable format that clients read.
 pub fn lock_data_dir(canonical: &Path) -> Result<PidLock, LockError> {
     let dir = platform::lock_dir();
     platform::ensure_lock_dir(&dir).map_err(|source| LockError::Io {
