@@ -265,8 +265,10 @@ pub struct Status {}
 pub struct CreateCollection {
     /// 1–64 characters of `[A-Za-z0-9_.-]`, not starting with `.`.
     pub name: String,
-    /// Vector length, 1–4096. Required, unless `embedder` is given: then it may be left out
-    /// (it is the model's), and if given must equal the model's.
+    /// Vector length, 1–4096. With `embedder` it may be left out (it is the model's), and if
+    /// given must equal the model's. Left out without an embedder, the first vector written
+    /// fixes it, in that write's transaction (added within protocol 1; until then the
+    /// collection reads as `dimension: 0` and a vector search of it finds nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dimension: Option<u32>,
     /// The name of a model the daemon was started with (`ctxd serve --model NAME=DIR`) that

@@ -291,7 +291,8 @@ object_only!(Document, DocumentFields, "a document object");
 pub struct CollectionInfo {
     /// 1–64 characters of `[A-Za-z0-9_.-]`, not starting with `.`.
     pub name: String,
-    /// Length of every vector in the collection (1–4096).
+    /// Length of every vector in the collection (1–4096); 0 for a collection created without
+    /// one that has had no vector yet (the first vector written fixes it).
     pub dimension: u32,
     /// How vectors are compared.
     pub distance: Distance,

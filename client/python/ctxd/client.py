@@ -267,7 +267,8 @@ class Client:
     ) -> Collection:
         """Creates a collection; raises :class:`ctxd.CollectionExists` if the name is taken.
 
-        ``dimension`` (1-4096) is fixed at creation; ``distance`` is ``"cosine"`` (default),
+        ``dimension`` (1-4096) may be left out, as in ChromaDB: the first embedding written
+        fixes it (until then ``Collection.dimension`` is 0); ``distance`` is ``"cosine"`` (default),
         ``"euclidean"``, ``"dot"`` or ``"manhattan"``; ``tokenizer`` (full-text index) is
         ``"porter"`` (default), ``"unicode61"`` or ``"trigram"``. Names are 1-64 characters of
         ``[A-Za-z0-9_.-]``, not starting with ``.``.
@@ -280,9 +281,8 @@ class Client:
 
         ChromaDB: ``client.create_collection(name, metadata={"hnsw:space": ...},
         embedding_function=..., get_or_create=...)``; ChromaDB's ``l2``/``ip``/``cosine``
-        spaces are ``euclidean``/``dot``/``cosine`` here; without an ``embedder`` the dimension
-        must be given (ChromaDB infers it from the first embedding), and the model runs in the
-        daemon, not in this process.
+        spaces are ``euclidean``/``dot``/``cosine`` here, and the model runs in the daemon, not
+        in this process.
         """
         if get_or_create:
             return self.get_or_create_collection(
@@ -302,21 +302,14 @@ class Client:
         """The collection ``name``, created with these settings if it does not exist.
 
         Settings given explicitly must match an existing collection's, else
-        :class:`ctxd.CollectionExists`; settings left out accept whatever it has. ``dimension``
-        (or ``embedder``) may be left out only if the collection exists (else
-        :class:`ctxd.CollectionNotFound`).
+        :class:`ctxd.CollectionExists`; settings left out accept whatever it has (a new
+        collection without ``dimension`` takes its first embedding's).
 
         ChromaDB: ``client.get_or_create_collection(name, metadata=...)``.
         """
         try:
             existing = self.get_collection(name)
-        except CollectionNotFound as e:
-            if dimension is None and embedder is None:
-                raise CollectionNotFound(
-                    f"{e.message}; give `dimension` (or `embedder`) to create it",
-                    code=e.code,
-                    details=e.details,
-                ) from None
+        except CollectionNotFound:
             try:
                 return self._create(
                     name, dimension, distance, tokenizer, embedder, if_not_exists=True
@@ -334,7 +327,10 @@ class Client:
         differing = {
             key: value
             for key, value in wanted.items()
-            if value is not None and getattr(existing, key) != value
+            if value is not None
+            and getattr(existing, key) != value
+            # Created without a dimension and no vector yet: any dimension still fits.
+            and not (key == "dimension" and existing.dimension == 0)
         }
         if differing:
             asked = ", ".join(f"{key} {value}" for key, value in differing.items())
@@ -357,8 +353,6 @@ class Client:
         *,
         if_not_exists: bool,
     ) -> Collection:
-        if dimension is None and embedder is None:
-            raise ValueError("give `dimension` (or `embedder`, whose model sets it)")
         params: Dict[str, Any] = {"name": name}
         if dimension is not None:
             params["dimension"] = dimension

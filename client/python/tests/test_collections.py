@@ -61,10 +61,34 @@ def test_get_or_create_refuses_other_settings(client):
     assert client.get_collection("notes").distance == "cosine"
 
 
-def test_get_or_create_without_dimension_needs_an_existing_collection(client):
-    with pytest.raises(ctxd.CollectionNotFound, match="dimension"):
-        client.get_or_create_collection("notes")
-    assert client.list_collections() == []
+def test_without_a_dimension_the_first_embedding_fixes_it(client, daemon, start_daemon, scratch):
+    words = client.get_or_create_collection("words")
+    assert words.dimension == 0
+    # Before any vector: text is stored and searchable, a vector query finds nothing.
+    words.upsert(ids=["t"], documents=["text only"])
+    assert words.query(query_embeddings=[[1.0, 2.0]], n_results=3)["ids"] == [[]]
+    assert words.query(query_texts=["text"], n_results=3)["ids"] == [["t"]]
+    # A write whose vectors disagree among themselves fixes nothing.
+    with pytest.raises(ctxd.DimensionMismatch):
+        words.upsert(ids=["a", "b"], embeddings=[[1.0, 0.0, 0.0], [1.0, 0.0]])
+    assert client.get_collection("words").dimension == 0
+    words.upsert(ids=["a"], embeddings=[[1.0, 0.0, 0.0]])
+    assert client.get_collection("words").dimension == 3
+    with pytest.raises(ctxd.DimensionMismatch) as wrong:
+        words.upsert(ids=["b"], embeddings=[[1.0, 0.0, 0.0, 0.0]])
+    assert wrong.value.details == {"expected": 3, "received": 4}
+    assert client.get_or_create_collection("words", dimension=3).dimension == 3
+    with pytest.raises(ctxd.CollectionExists):
+        client.get_or_create_collection("words", dimension=4)
+    # Fixed durably: a new daemon on the same data reads it back.
+    client.close()
+    daemon.stop()
+    with start_daemon(data=daemon.data, socket=scratch / "again.sock").client() as again:
+        words = again.get_collection("words")
+        assert words.dimension == 3
+        hits = words.query(query_embeddings=[[1.0, 0.1, 0.0]], n_results=1)
+        assert hits["ids"] == [["a"]]
+        assert again.check()["passed"]
 
 
 def test_create_collection_get_or_create_flag(client):

@@ -86,7 +86,7 @@ def wait_exit(pid: int, within: float) -> bool:
 def lambda_round_trip(store: Path, copy: Path, n: int) -> None:
     """ChromaDB's Lambda report, with ctxd: write, close, copy every file at once."""
     with ctxd.PersistentClient(store) as client:
-        words = client.get_or_create_collection("words", dimension=4)
+        words = client.get_or_create_collection("words")
         words.upsert(
             ids=[f"w{i}" for i in range(n)],
             embeddings=[[float(i), 1.0, float(i % 3), 0.5] for i in range(n)],

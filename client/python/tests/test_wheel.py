@@ -65,7 +65,7 @@ ROUND_TRIP = textwrap.dedent(
 
     store = tempfile.mkdtemp()
     with ctxd.PersistentClient(store) as client:
-        words = client.get_or_create_collection("words", dimension=3)
+        words = client.get_or_create_collection("words")
         words.upsert(ids=["a", "b"], embeddings=[[1, 0, 0], [0, 1, 0]],
                      documents=["alpha", "beta"], metadatas=[{"n": 1}, {"n": 2}])
         assert client.started_daemon

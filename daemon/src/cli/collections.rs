@@ -82,12 +82,20 @@ fn describe(c: &CollectionInfo) -> String {
     format!(
         "collection `{}`: dimension {}, distance {}, tokenizer {}, embedder {}, {} documents",
         c.name,
-        c.dimension,
+        dimension(c),
         wire_name(&c.distance),
         wire_name(&c.tokenizer),
         embedder(c),
         c.count
     )
+}
+
+/// The dimension, or `unset` for a collection whose first vector will fix it.
+fn dimension(c: &CollectionInfo) -> String {
+    match c.dimension {
+        0 => "unset".to_owned(),
+        n => n.to_string(),
+    }
 }
 
 fn embedder(c: &CollectionInfo) -> String {
@@ -105,7 +113,7 @@ fn render_list(collections: &[CollectionInfo]) -> String {
         .map(|c| {
             vec![
                 c.name.clone(),
-                c.dimension.to_string(),
+                dimension(c),
                 wire_name(&c.distance),
                 wire_name(&c.tokenizer),
                 embedder(c),

@@ -42,15 +42,24 @@ impl Collection {
         }
     }
 
+    /// Whether it was created without a dimension and has had no vector yet.
+    pub fn dimension_unfixed(&self) -> bool {
+        self.dimension == UNFIXED_DIMENSION
+    }
+
     /// Its settings in words, for messages.
     pub fn settings(&self) -> String {
         let embedder = match &self.embedder {
             Some(e) => format!(", embedder {}", e.name),
             None => String::new(),
         };
+        let dimension = if self.dimension_unfixed() {
+            "not fixed yet".to_owned()
+        } else {
+            self.dimension.to_string()
+        };
         format!(
-            "dimension {}, distance {}, tokenizer {}{embedder}",
-            self.dimension,
+            "dimension {dimension}, distance {}, tokenizer {}{embedder}",
             enum_str(&self.distance),
             enum_str(&self.tokenizer)
         )
@@ -203,6 +212,19 @@ pub fn delete(conn: &Connection, collection: &Collection) -> Result<(), StorageE
     )?;
     conn.execute("DELETE FROM collections WHERE id = ?1", [collection.id])?;
     conn.execute_batch(&format!("DROP TABLE {}", collection.fts_table()))?;
+    Ok(())
+}
+
+/// The dimension of a collection created without one, until its first vector fixes it.
+pub const UNFIXED_DIMENSION: u32 = 0;
+
+/// Stores a collection's dimension, fixed by its first vector (inside the caller's
+/// transaction).
+pub fn set_dimension(conn: &Connection, collection: &Collection) -> Result<(), StorageError> {
+    conn.execute(
+        "UPDATE collections SET dimension = ?2 WHERE id = ?1",
+        params![collection.id, collection.dimension],
+    )?;
     Ok(())
 }
 

@@ -284,7 +284,10 @@ fn load_sets(
     let reader = vectors.reader();
     let rtxn = reader.read_txn()?;
     for collection in catalog.iter() {
-        if sets.contains_key(&collection.id) || !wanted(collection.id) {
+        if sets.contains_key(&collection.id)
+            || !wanted(collection.id)
+            || collection.dimension_unfixed()
+        {
             continue;
         }
         let mut set = VectorSet::new(collection.dimension as usize, collection.distance);

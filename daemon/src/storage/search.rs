@@ -58,7 +58,12 @@ pub fn search(side: &ReadSide, params: &Search) -> Result<SearchResult, StorageE
         )));
     }
     let k = k as usize;
-    if let Some(vector) = &params.vector {
+    // A collection created without a dimension that has no vector yet matches no query
+    // vector, whatever its length (as an empty collection would).
+    let no_vectors = collection.dimension_unfixed();
+    if let Some(vector) = &params.vector
+        && !no_vectors
+    {
         validate::query_vector(vector, collection.dimension, &collection.name)?;
     }
     let weights = params.weights.unwrap_or_default();
@@ -100,7 +105,7 @@ pub fn search(side: &ReadSide, params: &Search) -> Result<SearchResult, StorageE
         _ => Vec::new(),
     };
     let vector = match (mode, &params.vector) {
-        (SearchMode::Vector | SearchMode::Hybrid, Some(query)) => vector_list(
+        (SearchMode::Vector | SearchMode::Hybrid, Some(query)) if !no_vectors => vector_list(
             side,
             &collection,
             query,

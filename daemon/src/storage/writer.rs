@@ -213,7 +213,7 @@ pub fn catch_up(
     {
         let sets = side.sets.read().unwrap_or_else(|e| e.into_inner());
         for collection in catalog.iter() {
-            if !sets.contains_key(&collection.id) {
+            if !sets.contains_key(&collection.id) && !collection.dimension_unfixed() {
                 effects.push(Effect::Set(SetEffect::New(
                     collection.id,
                     collection.dimension as usize,
@@ -265,18 +265,23 @@ fn create_collection(
     embedder: Option<CollectionEmbedder>,
 ) -> Result<Applied, StorageError> {
     validate::collection_name(&params.name)?;
-    let dimension = params.dimension.ok_or_else(|| {
-        StorageError::Invalid(
-            "`dimension` is required (it may be left out only with an `embedder`)".to_owned(),
-        )
-    })?;
-    validate::dimension(dimension)?;
+    // Left out (and no embedder fixed it), the first vector written fixes it; until then the
+    // collection has no vector set and reads as dimension 0.
+    let dimension = match params.dimension {
+        Some(dimension) => {
+            validate::dimension(dimension)?;
+            dimension
+        }
+        None => catalog::UNFIXED_DIMENSION,
+    };
     let distance = params.distance.unwrap_or_default();
     let tokenizer = params.tokenizer.unwrap_or_default();
     if let Some(existing) = catalog.get(&params.name) {
         // A setting the request leaves out is not a difference: `if_not_exists` asks for
         // "a collection of this name", plus whatever settings it names.
-        let same = existing.dimension == dimension
+        let same = params
+            .dimension
+            .is_none_or(|d| d == existing.dimension || existing.dimension_unfixed())
             && params.distance.is_none_or(|d| d == existing.distance)
             && params.tokenizer.is_none_or(|t| t == existing.tokenizer)
             && embedder
@@ -318,7 +323,11 @@ fn create_collection(
         // A reused id may still have vectors of a collection dropped long ago only if that
         // drop's Clear was lost, which the journal prevents; clearing again costs nothing.
         changes: vec![VectorChange::Clear { collection: id }],
-        sets: vec![SetEffect::New(id, dimension as usize, distance)],
+        sets: if dimension == catalog::UNFIXED_DIMENSION {
+            Vec::new()
+        } else {
+            vec![SetEffect::New(id, dimension as usize, distance)]
+        },
         wrote: true,
     })
 }
@@ -354,7 +363,28 @@ fn upsert(
     embedded: Option<CollectionEmbedder>,
     generation: u64,
 ) -> Result<Applied, StorageError> {
-    let collection = catalog.require(&params.collection)?.clone();
+    let mut collection = catalog.require(&params.collection)?.clone();
+    let mut sets = Vec::new();
+    if collection.dimension_unfixed()
+        && let Some(first) = params.documents.iter().find_map(|d| d.vector.as_ref())
+    {
+        // A collection created without a dimension takes its first vector's, in this write's
+        // transaction: the request fails whole if that length is out of range or another
+        // vector of it disagrees.
+        let dimension = u32::try_from(first.len()).unwrap_or(u32::MAX);
+        validate::dimension(dimension)?;
+        collection.dimension = dimension;
+        let entry = catalog
+            .get_mut(&collection.name)
+            .ok_or_else(|| StorageError::CollectionNotFound(collection.name.clone()))?;
+        entry.dimension = dimension;
+        catalog::set_dimension(conn, entry)?;
+        sets.push(SetEffect::New(
+            collection.id,
+            dimension as usize,
+            collection.distance,
+        ));
+    }
     validate::upsert(&params.documents, collection.dimension, &collection.name)?;
     // The daemon computed the vectors of text-only documents for the embedder the collection
     // had when the request arrived; had it been dropped and created again since, with another
@@ -431,7 +461,7 @@ fn upsert(
             generation,
         }),
         changes,
-        sets: Vec::new(),
+        sets,
         wrote: true,
     })
 }
