@@ -73,6 +73,7 @@ fn search(vector_encoding: Option<VectorEncoding>) -> Search {
         exact: false,
         effort: None,
         vector_encoding,
+        text_filter: None,
     }
 }
 
@@ -100,6 +101,7 @@ async fn vectors_go_and_come_as_bytes_and_read_as_before() {
             offset: None,
             include: Some(vec![Field::Vector]),
             vector_encoding: None,
+            text_filter: None,
         })
         .await
         .expect("get");

@@ -160,6 +160,7 @@ mod bench {
                             exact: false,
                             effort: None,
                             vector_encoding: None,
+                            text_filter: None,
                         })
                         .await
                         .expect("search");

@@ -576,6 +576,7 @@ mod bench {
             .count(Count {
                 collection: COLLECTION.to_owned(),
                 filter: None,
+                text_filter: None,
             })
             .await
             .expect("count failed");
@@ -609,6 +610,7 @@ mod bench {
             exact,
             effort,
             vector_encoding: None,
+            text_filter: None,
         }
     }
 

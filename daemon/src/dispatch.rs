@@ -82,6 +82,9 @@ pub async fn handle<'s>(
         Operation::Upsert(params) => {
             encode(id, storage(shared.store().upsert(params, embedded).await))
         }
+        Operation::Update(params) => {
+            encode(id, storage(shared.store().update(params, embedded).await))
+        }
         Operation::Delete(params) => encode(id, storage(shared.store().delete(params).await)),
         Operation::ListCollections(_) => {
             encode(id, storage(shared.store().list_collections().await))
@@ -270,6 +273,7 @@ async fn embed(
             Ok(prepare::create_collection(&shared.embedders, params)?)
         }
         Operation::Upsert(params) => prepare::upsert(shared, params, wait_ms).await,
+        Operation::Update(params) => prepare::update(shared, params, wait_ms).await,
         Operation::Search(params) => prepare::search(shared, params, wait_ms)
             .await
             .map(|()| None),

@@ -7,6 +7,7 @@
 //! share it.
 
 use crate::filter::Filter;
+use crate::text_filter::TextFilter;
 use crate::types::{
     CheckDetails, CollectionInfo, Distance, Document, Field, FileEntry, Hit, Lease, ModelInfo,
     SearchMode, SnapshotFile, State, Tokenizer, UnixMillis, Weights,
@@ -66,11 +67,13 @@ pub enum Operation {
     Attach(Attach),
     /// Let go of the hold taken with `attach` on this connection.
     Detach(Detach),
+    /// Change some parts of existing documents.
+    Update(Update),
 }
 
 impl Operation {
     /// Every operation name of protocol 1, as written in `op`.
-    pub const NAMES: [&'static str; 22] = [
+    pub const NAMES: [&'static str; 23] = [
         "hello",
         "ping",
         "health",
@@ -93,6 +96,7 @@ impl Operation {
         "shutdown",
         "attach",
         "detach",
+        "update",
     ];
 
     /// The operation's name, as written in `op`.
@@ -120,6 +124,7 @@ impl Operation {
             Operation::Shutdown(_) => Shutdown::OP,
             Operation::Attach(_) => Attach::OP,
             Operation::Detach(_) => Detach::OP,
+            Operation::Update(_) => Update::OP,
         }
     }
 }
@@ -224,6 +229,7 @@ calls! {
     Shutdown => Empty, "shutdown";
     Attach => AttachResult, "attach";
     Detach => DetachResult, "detach";
+    Update => UpdateResult, "update";
 }
 
 /// The result of operations that return nothing but success (`ping`, `shutdown`).
@@ -324,6 +330,24 @@ pub struct Upsert {
     pub documents: Vec<Document>,
 }
 
+/// `update`: changes only the parts given of documents that exist, atomically (every
+/// document of the request, or none). Added within protocol 1.
+///
+/// Each document names its `id` and any of: `text` (replaces the text and its full-text
+/// entry), `vector` (replaces the vector; in a collection with an embedder, a new `text`
+/// without a `vector` gets its vector computed, as in `upsert`), `metadata` (merged into the
+/// stored metadata: keys given replace, a key set to `null` is removed; ChromaDB's `update`).
+/// Ids that do not exist are skipped and listed in the result (ChromaDB ignores them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Update {
+    /// The collection's name.
+    pub collection: String,
+    /// The changes (at most 1000 documents), one per id.
+    #[serde(deserialize_with = "crate::bounded::documents")]
+    pub documents: Vec<Document>,
+}
+
 /// `delete`: by ids, by filter, or both (a document must match both to be deleted).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -340,6 +364,10 @@ pub struct Delete {
     /// Delete the documents that match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Filter>,
+    /// Only documents whose text matches, ChromaDB's `where_document`
+    /// ([`crate::text_filter`]); with `filter`, both must match. Added within protocol 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_filter: Option<TextFilter>,
 }
 
 /// `get`: read documents by ids and/or filter, paged.
@@ -359,6 +387,10 @@ pub struct Get {
     /// Read the documents that match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Filter>,
+    /// Only documents whose text matches, ChromaDB's `where_document`
+    /// ([`crate::text_filter`]); with `filter`, both must match. Added within protocol 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_filter: Option<TextFilter>,
     /// Page size (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
@@ -383,6 +415,10 @@ pub struct Count {
     /// Count only the documents that match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Filter>,
+    /// Only documents whose text matches, ChromaDB's `where_document`
+    /// ([`crate::text_filter`]); with `filter`, both must match. Added within protocol 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_filter: Option<TextFilter>,
 }
 
 /// `search`: lexical, vector or hybrid.
@@ -403,6 +439,10 @@ pub struct Search {
     /// Only documents that match are ranked (pre-filtering).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Filter>,
+    /// Only documents whose text matches, ChromaDB's `where_document`
+    /// ([`crate::text_filter`]); with `filter`, both must match. Added within protocol 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_filter: Option<TextFilter>,
     /// Omitted: hybrid when both `text` and `vector` are given, else the one given. In a
     /// collection with an embedder, `text` alone is embedded for `vector` and `hybrid` (and
     /// so, omitted, the search is hybrid); `lexical` never runs the model.
@@ -674,6 +714,18 @@ pub struct UpsertResult {
     /// Documents written.
     pub upserted: u64,
     /// The generation this write committed as.
+    pub generation: u64,
+}
+
+/// Result of `update`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateResult {
+    /// Documents changed.
+    pub updated: u64,
+    /// Ids of the request that name no document (nothing was done for them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_found: Vec<String>,
+    /// The generation this write committed as (the current one when nothing changed).
     pub generation: u64,
 }
 

@@ -59,6 +59,7 @@ fn vector_search(collection: &str, vector: &[f32], k: u32, exact: bool) -> Searc
         exact,
         effort: None,
         vector_encoding: None,
+        text_filter: None,
     }
 }
 
@@ -259,6 +260,7 @@ async fn ann_search_recall_read_your_writes_and_deletes() {
                 collection: "ann".into(),
                 ids: Some(vec![gone.clone()]),
                 filter: None,
+                text_filter: None,
             })
             .await
             .expect("delete");
@@ -410,6 +412,7 @@ async fn a_clean_restart_reuses_the_index_and_its_pending_changes() {
                 collection: "r".into(),
                 ids: Some(vec![docs[0].0.clone()]),
                 filter: None,
+                text_filter: None,
             })
             .await
             .expect("delete");

@@ -15,6 +15,7 @@ fn count(collection: &str) -> Count {
     Count {
         collection: collection.to_owned(),
         filter: None,
+        text_filter: None,
     }
 }
 

@@ -50,6 +50,7 @@ fn hybrid(i: usize) -> Search {
         exact: false,
         effort: None,
         vector_encoding: None,
+        text_filter: None,
     }
 }
 

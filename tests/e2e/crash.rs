@@ -163,6 +163,7 @@ async fn verify_fully(client: &ctxd_client::Client, acked: &BTreeMap<String, Ack
                 offset: None,
                 include: Some(vec![ctxd_proto::Field::Vector]),
                 vector_encoding: None,
+                text_filter: None,
             })
             .await
             .expect("get");
@@ -211,6 +212,7 @@ fn search_for(text: Option<String>, vector: Option<Vec<f32>>) -> Search {
         exact: false,
         effort: None,
         vector_encoding: None,
+        text_filter: None,
     }
 }
 

@@ -85,6 +85,7 @@ fn get_all(collection: &str) -> Get {
         offset: None,
         include: None,
         vector_encoding: None,
+        text_filter: None,
     }
 }
 
@@ -290,7 +291,8 @@ async fn upsert_inserts_then_replaces_whole_documents() {
         client
             .count(Count {
                 collection: "c".into(),
-                filter: None
+                filter: None,
+                text_filter: None,
             })
             .await
             .expect("count")
@@ -401,6 +403,7 @@ async fn delete_by_ids_by_filter_and_both() {
             collection: "c".into(),
             ids: Some(vec!["d0".into(), "d1".into(), "nope".into()]),
             filter: None,
+            text_filter: None,
         })
         .await
         .expect("delete ids");
@@ -410,6 +413,7 @@ async fn delete_by_ids_by_filter_and_both() {
             collection: "c".into(),
             ids: None,
             filter: Some(filter(json!({"i": {"$gte": 8}}))),
+            text_filter: None,
         })
         .await
         .expect("delete filter");
@@ -420,6 +424,7 @@ async fn delete_by_ids_by_filter_and_both() {
             collection: "c".into(),
             ids: Some(vec!["d2".into(), "d3".into()]),
             filter: Some(filter(json!({"even": true}))),
+            text_filter: None,
         })
         .await
         .expect("delete both");
@@ -435,6 +440,7 @@ async fn delete_by_ids_by_filter_and_both() {
             collection: "c".into(),
             ids: Some(vec!["zzz".into()]),
             filter: None,
+            text_filter: None,
         })
         .await
         .expect("delete nothing");
@@ -445,6 +451,7 @@ async fn delete_by_ids_by_filter_and_both() {
             collection: "c".into(),
             ids: None,
             filter: None,
+            text_filter: None,
         })
         .await
         .unwrap_err();
@@ -634,6 +641,7 @@ async fn every_filter_operator_including_missing_fields_and_type_mismatches() {
             .count(Count {
                 collection: "c".into(),
                 filter: Some(filter(f.clone())),
+                text_filter: None,
             })
             .await
             .expect("count")

@@ -123,6 +123,7 @@ async fn count(client: &Client, collection: &str) -> u64 {
         .count(Count {
             collection: collection.to_owned(),
             filter: None,
+            text_filter: None,
         })
         .await
         .expect("count")
@@ -460,6 +461,7 @@ async fn without_the_model_or_with_other_weights_only_embedding_is_refused() {
                 collection: "notes".to_owned(),
                 ids: Some(vec!["brought".to_owned()]),
                 filter: None,
+                text_filter: None,
             })
             .await
             .expect("delete");

@@ -68,6 +68,7 @@ fn search(vector: Vec<f32>) -> Search {
         exact: false,
         effort: None,
         vector_encoding: None,
+        text_filter: None,
     }
 }
 

@@ -62,6 +62,7 @@ async fn scores_of_vectors_near_the_float_limit_are_finite_numbers_in_every_dist
                 exact: false,
                 effort: None,
                 vector_encoding: None,
+                text_filter: None,
             })
             .await
             .unwrap_or_else(|e| panic!("{distance}: {e}"))

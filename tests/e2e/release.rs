@@ -36,6 +36,7 @@ fn count(collection: &str) -> Count {
     Count {
         collection: collection.to_owned(),
         filter: None,
+        text_filter: None,
     }
 }
 

@@ -21,6 +21,7 @@ fn search(collection: &str) -> Search {
         exact: false,
         effort: None,
         vector_encoding: None,
+        text_filter: None,
     }
 }
 

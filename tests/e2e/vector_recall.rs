@@ -28,6 +28,7 @@ fn search(collection: &str, vector: &[f32], exact: bool) -> Search {
         exact,
         effort: None,
         vector_encoding: None,
+        text_filter: None,
     }
 }
 
@@ -184,6 +185,7 @@ async fn data_away_from_the_origin_deletes_and_restarts_keep_recall() {
             collection: "positive".into(),
             ids: Some(deleted.clone()),
             filter: None,
+            text_filter: None,
         })
         .await
         .expect("delete");

@@ -89,6 +89,7 @@ pub async fn assert_holds(client: &Client, collection: &str, ids: &BTreeSet<Stri
                 offset: None,
                 include: Some(vec![Field::Vector]),
                 vector_encoding: None,
+                text_filter: None,
             })
             .await
             .expect("get");

@@ -172,3 +172,28 @@ def where(value: Any) -> Optional[Dict[str, Any]]:
     if not isinstance(value, dict):
         raise TypeError(f"`where` must be a dict, got {type(value).__name__}")
     return value or None
+
+
+def where_document(value: Any) -> Optional[Dict[str, Any]]:
+    """A ChromaDB ``where_document`` as the wire ``text_filter``: the syntax is the same
+    (``proto/src/text_filter.rs``: ``$contains``, ``$not_contains``, ``$regex``,
+    ``$not_regex``, ``$and``, ``$or``), and the daemon evaluates it before ranking, together
+    with ``where``. ``{}`` is "no filter", as for ``where``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError(f"`where_document` must be a dict, got {type(value).__name__}")
+    return value or None
+
+
+def filters(
+    params: Dict[str, Any], where_value: Any, where_document_value: Any
+) -> Dict[str, Any]:
+    """Adds ``filter`` and ``text_filter`` to request ``params`` for those given."""
+    metadata = where(where_value)
+    if metadata is not None:
+        params["filter"] = metadata
+    text = where_document(where_document_value)
+    if text is not None:
+        params["text_filter"] = text
+    return params

@@ -56,6 +56,9 @@ def get_result(documents: Sequence[Dict[str, Any]], include: Sequence[str]) -> D
         "metadatas": (
             [doc.get("metadata") for doc in documents] if "metadatas" in include else None
         ),
+        # ChromaDB's multimodal fields: always there, never included here.
+        "uris": None,
+        "data": None,
         "included": list(include),
     }
 
@@ -90,6 +93,8 @@ def query_result(
         "documents": per_query("documents"),
         "metadatas": per_query("metadatas"),
         "distances": distances,
+        "uris": None,
+        "data": None,
         "scores": [[hit["score"] for hit in hits] for hits in hit_lists],
         "ranks": [[dict(hit.get("ranks") or {}) for hit in hits] for hits in hit_lists],
         "modes": list(modes),

@@ -12,7 +12,7 @@ from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Union
 from . import _socket, _wire
 from ._connection import Closed, Connection
 from ._version import __version__
-from .collection import Collection
+from .collection import Collection, EmbeddingFunction, _with_function
 from .errors import (
     CollectionExists,
     CollectionNotFound,
@@ -264,6 +264,7 @@ class Client:
         *,
         embedder: Optional[str] = None,
         get_or_create: bool = False,
+        embedding_function: Optional[EmbeddingFunction] = None,
     ) -> Collection:
         """Creates a collection; raises :class:`ctxd.CollectionExists` if the name is taken.
 
@@ -286,9 +287,17 @@ class Client:
         """
         if get_or_create:
             return self.get_or_create_collection(
-                name, dimension, distance, tokenizer, embedder=embedder
+                name,
+                dimension,
+                distance,
+                tokenizer,
+                embedder=embedder,
+                embedding_function=embedding_function,
             )
-        return self._create(name, dimension, distance, tokenizer, embedder, if_not_exists=False)
+        return _with_function(
+            self._create(name, dimension, distance, tokenizer, embedder, if_not_exists=False),
+            embedding_function,
+        )
 
     def get_or_create_collection(
         self,
@@ -298,6 +307,7 @@ class Client:
         tokenizer: Optional[str] = None,
         *,
         embedder: Optional[str] = None,
+        embedding_function: Optional[EmbeddingFunction] = None,
     ) -> Collection:
         """The collection ``name``, created with these settings if it does not exist.
 
@@ -311,8 +321,11 @@ class Client:
             existing = self.get_collection(name)
         except CollectionNotFound:
             try:
-                return self._create(
-                    name, dimension, distance, tokenizer, embedder, if_not_exists=True
+                return _with_function(
+                    self._create(
+                        name, dimension, distance, tokenizer, embedder, if_not_exists=True
+                    ),
+                    embedding_function,
                 )
             except CollectionExists:
                 # Created meanwhile by someone else, with settings other than the defaults
@@ -341,7 +354,7 @@ class Client:
                 f"asked for {asked}",
                 code="collection_exists",
             )
-        return existing
+        return _with_function(existing, embedding_function)
 
     def _create(
         self,
@@ -366,12 +379,17 @@ class Client:
             params["if_not_exists"] = True
         return Collection(self, self._request("create_collection", params)["collection"])
 
-    def get_collection(self, name: str) -> Collection:
+    def get_collection(
+        self, name: str, embedding_function: Optional[EmbeddingFunction] = None
+    ) -> Collection:
         """The collection ``name``; raises :class:`ctxd.CollectionNotFound` if there is none.
 
         ChromaDB: ``client.get_collection(name)``.
         """
-        return Collection(self, self._request("get_collection", {"name": name})["collection"])
+        return _with_function(
+            Collection(self, self._request("get_collection", {"name": name})["collection"]),
+            embedding_function,
+        )
 
     def list_collections(self) -> List[Collection]:
         """Every collection, by name. ChromaDB: ``client.list_collections()`` (which returns

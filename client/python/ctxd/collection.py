@@ -10,7 +10,7 @@ vector search only (see ``ctxd._results`` and the README).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from . import _batch, _inputs, _results, _vectors, _wire
 from .errors import BadRequest, DuplicateID, Error
@@ -22,6 +22,41 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_GET_LIMIT = 10_000
 
 _MODES = ("lexical", "vector", "hybrid")
+
+#: ChromaDB's embedding function protocol: called with a list of texts, returns one vector per
+#: text (lists, ``array('f')`` or numpy arrays). A ChromaDB ``EmbeddingFunction`` instance is
+#: one; so is any plain function. Its ``embed_query``, if it has one, embeds ``query_texts``.
+EmbeddingFunction = Callable[[List[str]], Sequence[Any]]
+
+
+def _with_function(collection: "Collection", function: Optional[EmbeddingFunction]) -> "Collection":
+    """Gives ``collection`` the client-side embedding function (ChromaDB's
+    ``embedding_function=``)."""
+    if function is None:
+        return collection
+    if not callable(function):
+        raise TypeError(
+            f"`embedding_function` must be callable (a list of texts -> their vectors), got "
+            f"{type(function).__name__}"
+        )
+    if collection.embedder is not None:
+        raise ValueError(
+            f"collection `{collection.name}` is embedded by the daemon (model "
+            f"`{collection.embedder}`): pass no embedding_function"
+        )
+    collection.embedding_function = function
+    return collection
+
+
+def _embedded(function: EmbeddingFunction, texts: List[str], query: bool) -> List[Any]:
+    """``function``'s vectors of ``texts``, one each (checked)."""
+    embed = getattr(function, "embed_query", None) if query else None
+    vectors = list((embed or function)(texts))
+    if len(vectors) != len(texts):
+        raise ValueError(
+            f"the embedding function returned {len(vectors)} embeddings for {len(texts)} texts"
+        )
+    return vectors
 
 
 class Collection:
@@ -36,6 +71,10 @@ class Collection:
             (``ctxd serve --model NAME=DIR``), or ``None``: clients bring the vectors.
         embedder_sha256: the SHA-256 of that model's weights, recorded when the collection was
             created (a daemon with other weights under the name refuses to embed for it).
+        embedding_function: the client-side embedding function given when this object was
+            made (ChromaDB's ``embedding_function=``), or ``None``. It embeds documents written
+            without embeddings and ``query_texts`` (then searched by vector, as in ChromaDB),
+            in this process. It is not stored: pass it again to ``get_collection``.
     """
 
     def __init__(self, client: "Client", info: Mapping[str, Any]) -> None:
@@ -47,6 +86,7 @@ class Collection:
         embedder = info.get("embedder")
         self.embedder: Optional[str] = embedder["name"] if embedder else None
         self.embedder_sha256: Optional[str] = embedder["sha256"] if embedder else None
+        self.embedding_function: Optional[EmbeddingFunction] = None
 
     def __repr__(self) -> str:
         return (
@@ -57,15 +97,16 @@ class Collection:
 
     # --- reading -------------------------------------------------------------------------
 
-    def count(self, where: Optional[Dict[str, Any]] = None) -> int:
-        """Number of documents (matching ``where``, if given).
+    def count(
+        self,
+        where: Optional[Dict[str, Any]] = None,
+        where_document: Optional[Dict[str, Any]] = None,
+    ) -> int:
+        """Number of documents (matching ``where`` and ``where_document``, if given).
 
         ChromaDB: ``collection.count()`` (which takes no filter).
         """
-        params: Dict[str, Any] = {"collection": self.name}
-        where = _inputs.where(where)
-        if where is not None:
-            params["filter"] = where
+        params = _inputs.filters({"collection": self.name}, where, where_document)
         return int(self._client._request("count", params)["count"])
 
     def get(
@@ -75,8 +116,9 @@ class Collection:
         limit: Optional[int] = None,
         offset: Optional[int] = None,
         include: Optional[Sequence[str]] = None,
+        where_document: Optional[Dict[str, Any]] = None,
     ) -> Dict[str, Any]:
-        """Documents by id and/or metadata filter, in ChromaDB's ``GetResult`` shape.
+        """Documents by id and/or filters, in ChromaDB's ``GetResult`` shape.
 
         Returns ``{"ids": [...], "documents": [...], "metadatas": [...], "embeddings": [...],
         "included": [...]}``; fields not in ``include`` are ``None``, and a document without a
@@ -89,8 +131,12 @@ class Collection:
         results are read page by page with ``offset``, and writes committed between two pages
         can shift what the later pages hold.
 
-        ChromaDB: ``collection.get(ids=, where=, limit=, offset=, include=)``;
-        ``where_document`` has no counterpart.
+        ``where`` filters on metadata, ``where_document`` on the text (ChromaDB's syntax:
+        ``{"$contains": "otter"}``, ``$not_contains``, ``$regex``, ``$not_regex``, ``$and``,
+        ``$or``); a document must match both. The daemon evaluates them.
+
+        ChromaDB: ``collection.get(ids=, where=, limit=, offset=, where_document=,
+        include=)``.
         """
         chosen = _inputs.include(
             include, ("documents", "metadatas", "embeddings"), _inputs.GET_DEFAULT_INCLUDE
@@ -104,14 +150,12 @@ class Collection:
             params["vector_encoding"] = "base64"
         if ids is not None:
             params["ids"] = _inputs.ids(ids)
-        where = _inputs.where(where)
-        if where is not None:
-            params["filter"] = where
+        _inputs.filters(params, where, where_document)
         page_size = MAX_GET_LIMIT
         if "embeddings" in chosen:
             # Keep a page's reply around 16 MiB: 5⅓ bytes of base64 per vector component.
             page_size = max(
-                1, min(MAX_GET_LIMIT, _batch.UPSERT_BATCH_BYTES // (6 * self.dimension))
+                1, min(MAX_GET_LIMIT, _batch.UPSERT_BATCH_BYTES // (6 * self._dimension_now()))
             )
         start = offset or 0
         documents: List[Dict[str, Any]] = []
@@ -126,6 +170,17 @@ class Collection:
             if len(page) < want:
                 break
         return _results.get_result(documents, chosen)
+
+    def _dimension_now(self) -> int:
+        """The dimension, read again from the daemon while this object knows it as unset (0):
+        the first vector written, by any client, fixes it."""
+        if self.dimension == 0:
+            self.dimension = int(
+                self._client._request("get_collection", {"name": self.name})["collection"][
+                    "dimension"
+                ]
+            )
+        return max(self.dimension, 1)
 
     def peek(self, limit: int = 10) -> Dict[str, Any]:
         """The first ``limit`` documents with their embeddings (ChromaDB: ``collection.peek()``)."""
@@ -144,6 +199,7 @@ class Collection:
         weights: Optional[Mapping[str, float]] = None,
         exact: bool = False,
         effort: Optional[int] = None,
+        where_document: Optional[Dict[str, Any]] = None,
     ) -> Dict[str, Any]:
         """Search, one request per query, in ChromaDB's ``QueryResult`` shape.
 
@@ -169,15 +225,22 @@ class Collection:
         daemon's score (higher is better), ``ranks`` each hit's rank in the lexical and vector
         lists.
 
-        ``where`` filters before ranking (the best ``n_results`` among matching documents).
+        ``where`` (metadata) and ``where_document`` (text, as in :meth:`get`) filter before
+        ranking: the best ``n_results`` among matching documents.
         ``rrf_k``, ``weights`` (``{"lexical": w, "vector": w}``), ``exact`` and ``effort``
         pass through to the daemon's ``search``.
 
         ChromaDB: ``collection.query(query_embeddings=, query_texts=, n_results=, where=,
-        include=)``; ``where_document`` has no counterpart.
+        where_document=, include=)``.
         """
         vectors = _inputs.query_embeddings(query_embeddings)
         texts = _inputs.query_texts(query_texts)
+        if vectors is None and texts is not None and self.embedding_function is not None:
+            # ChromaDB: query_texts through the embedding function, searched by vector. The
+            # texts stay for an explicit `mode="hybrid"`.
+            vectors = _embedded(self.embedding_function, texts, True)
+            if mode is None:
+                mode = "vector"
         if vectors is None and texts is None:
             raise ValueError(
                 "give query_embeddings (vector search), query_texts (lexical search, or hybrid "
@@ -218,9 +281,7 @@ class Collection:
         }
         if "embeddings" in chosen:
             base["vector_encoding"] = "base64"
-        where = _inputs.where(where)
-        if where is not None:
-            base["filter"] = where
+        _inputs.filters(base, where, where_document)
         if rrf_k is not None:
             base["rrf_k"] = rrf_k
         if weights is not None:
@@ -300,21 +361,85 @@ class Collection:
         """
         return self._write(ids, embeddings, metadatas, documents, insert_only=True)
 
-    def delete(self, ids: Optional[Any] = None, where: Optional[Dict[str, Any]] = None) -> int:
-        """Deletes the documents with these ids and/or matching ``where``; returns how many.
+    def update(
+        self,
+        ids: Any,
+        embeddings: Optional[Any] = None,
+        metadatas: Optional[Any] = None,
+        documents: Optional[Any] = None,
+    ) -> int:
+        """Changes only the parts given of existing documents; returns how many changed.
 
-        With both, a document must match both. With neither, raises ``ValueError`` rather
-        than deleting everything. ChromaDB: ``collection.delete(ids=, where=)`` (returns
-        ``None``).
+        ``documents`` replace texts (in a collection with an ``embedder``, a new text without
+        an embedding gets its vector from the daemon), ``embeddings`` replace vectors, and
+        ``metadatas`` are **merged** into the stored metadata: keys given replace, a key set
+        to ``None`` is removed. Each request (at most 1000 documents) is applied by the daemon
+        in one transaction, so a concurrent writer never sees half an update, and nothing is
+        read back and rewritten by this client. Ids that do not exist are skipped, as in
+        ChromaDB; the count returned says how many did.
+
+        ChromaDB: ``collection.update(ids=, embeddings=, metadatas=, documents=)``.
+        """
+        id_list = _inputs.ids(ids)
+        count = len(id_list)
+        vectors = _inputs.embeddings(embeddings, count)
+        metas = _inputs.metadatas(metadatas, count)
+        texts = _inputs.documents(documents, count)
+        if count == 0:
+            return 0
+        repeated = _inputs.duplicates(id_list)
+        if repeated:
+            raise DuplicateID(
+                f"ids repeat within one call: {_preview(repeated)}", details={"ids": repeated}
+            )
+        vectors = self._fill_embeddings(vectors, texts, count)
+        encoded = []
+        for i in range(count):
+            document: Dict[str, Any] = {"id": id_list[i]}
+            if texts is not None and texts[i] is not None:
+                document["text"] = texts[i]
+            if vectors is not None and vectors[i] is not None:
+                document["vector"] = _vectors.encode(vectors[i])
+            if metas is not None and metas[i] is not None:
+                # None stays: in an update it removes the key.
+                document["metadata"] = metas[i]
+            encoded.append(_wire.dumps(document).encode("utf-8"))
+        daemon_embeds = self.embedder is not None and texts is not None
+        batches = _batch.plan(
+            (len(document) for document in encoded),
+            _batch.EMBED_BATCH_DOCUMENTS if daemon_embeds else _batch.MAX_BATCH_DOCUMENTS,
+        )
+        updated = 0
+        for batch in batches:
+            body = b"[" + b",".join(encoded[batch.start : batch.stop]) + b"]"
+            result = self._client._request(
+                "update", {"collection": self.name}, raw={"documents": body}
+            )
+            updated += int(result["updated"])
+        return updated
+
+    def delete(
+        self,
+        ids: Optional[Any] = None,
+        where: Optional[Dict[str, Any]] = None,
+        where_document: Optional[Dict[str, Any]] = None,
+    ) -> int:
+        """Deletes the documents with these ids and/or matching ``where`` and
+        ``where_document``; returns how many.
+
+        A document must match everything given. With nothing given, raises ``ValueError``
+        rather than deleting everything. ChromaDB: ``collection.delete(ids=, where=,
+        where_document=)`` (returns ``None``).
         """
         params: Dict[str, Any] = {"collection": self.name}
         if ids is not None:
             params["ids"] = _inputs.ids(ids)
-        where = _inputs.where(where)
-        if where is not None:
-            params["filter"] = where
+        _inputs.filters(params, where, where_document)
         if len(params) == 1:
-            raise ValueError("give `ids`, `where` or both (delete never means 'everything')")
+            raise ValueError(
+                "give `ids`, `where`, `where_document` or several (delete never means "
+                "'everything')"
+            )
         return int(self._client._request("delete", params)["deleted"])
 
     def _write(
@@ -335,6 +460,7 @@ class Collection:
             return 0
         if vectors is None and texts is None:
             raise ValueError("give `documents` (texts), `embeddings` (vectors) or both")
+        vectors = self._fill_embeddings(vectors, texts, count)
         repeated = _inputs.duplicates(id_list)
         if repeated:
             raise DuplicateID(
@@ -380,6 +506,21 @@ class Collection:
             written += int(result["upserted"])
             committed = batch.stop
         return written
+
+    def _fill_embeddings(
+        self, vectors: Optional[List[Any]], texts: Optional[List[Any]], count: int
+    ) -> Optional[List[Any]]:
+        """With an embedding function: the vectors, those missing for documents with a text
+        computed by it (one call for the lot)."""
+        if self.embedding_function is None or texts is None:
+            return vectors
+        filled: List[Any] = list(vectors) if vectors is not None else [None] * count
+        missing = [i for i in range(count) if filled[i] is None and texts[i] is not None]
+        if missing:
+            computed = _embedded(self.embedding_function, [texts[i] for i in missing], False)
+            for i, vector in zip(missing, computed):
+                filled[i] = vector
+        return filled
 
     def _encode_document(
         self, doc_id: str, text: Optional[str], vector: Optional[Any], metadata: Optional[Any]

@@ -35,6 +35,8 @@ def test_upsert_and_get_everything(notes):
         "documents": ["otters hold hands", None, "stones as tools"],
         "metadatas": [{"kind": "fact", "tags": ["x", "y"]}, None, {"year": 2020, "ok": True}],
         "embeddings": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], None],
+        "uris": None,
+        "data": None,
         "included": ["documents", "metadatas", "embeddings"],
     }
     assert notes.count() == 3

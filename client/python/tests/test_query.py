@@ -72,6 +72,9 @@ def test_result_shape_follows_include(client):
         "ranks",
         "modes",
         "included",
+        # ChromaDB 1.5 always has these two (multimodal); never included here.
+        "uris",
+        "data",
     }
     assert default["included"] == ["metadatas", "documents", "distances"]
     assert default["embeddings"] is None

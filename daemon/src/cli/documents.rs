@@ -25,6 +25,7 @@ pub async fn get(client: &Client, args: GetArgs, out: Output) -> ExitCode {
             offset: None,
             include: args.include.clone(),
             vector_encoding: None,
+            text_filter: None,
         };
         match client.get(params).await {
             Ok(page) => documents.extend(page.documents),
@@ -55,6 +56,7 @@ pub async fn delete(client: &Client, args: DeleteArgs, out: Output) -> ExitCode 
         collection: args.collection.clone(),
         ids: (!args.ids.is_empty()).then_some(args.ids),
         filter: args.filter,
+        text_filter: None,
     };
     match client.delete(params).await {
         Ok(result) => {
@@ -77,6 +79,7 @@ pub async fn count(client: &Client, args: CountArgs, out: Output) -> ExitCode {
     let params = Count {
         collection: args.collection,
         filter: args.filter,
+        text_filter: None,
     };
     match client.count(params).await {
         Ok(result) => {

@@ -38,6 +38,7 @@ pub async fn run(client: &Client, args: ExportArgs, out: super::output::Output) 
             offset: Some(offset),
             include: Some(include.clone()),
             vector_encoding: None,
+            text_filter: None,
         };
         let page = match client.get(params).await {
             Ok(page) => page.documents,

@@ -25,6 +25,7 @@ pub async fn run(client: &Client, args: SearchArgs, out: Output) -> ExitCode {
         exact: args.exact,
         effort: None,
         vector_encoding: None,
+        text_filter: None,
     };
     match client.search(params).await {
         Ok(result) => {

@@ -102,18 +102,49 @@ pub async fn upsert(
     params: &mut Upsert,
     wait_ms: Option<u64>,
 ) -> Result<Option<CollectionEmbedder>, Error> {
-    if params.documents.iter().all(|d| d.vector.is_some()) {
+    documents(shared, &params.collection, &mut params.documents, wait_ms, Missing::Text).await
+}
+
+/// An update: computes the vector of every document given a new text and no vector, if the
+/// collection has an embedder (a document whose text does not change keeps its vector).
+pub async fn update(
+    shared: &Shared,
+    params: &mut ctxd_proto::Update,
+    wait_ms: Option<u64>,
+) -> Result<Option<CollectionEmbedder>, Error> {
+    documents(shared, &params.collection, &mut params.documents, wait_ms, Missing::Skip).await
+}
+
+/// What a document without a vector and without text means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// An error: it would be stored without either (upsert).
+    Text,
+    /// Nothing to embed: its text and vector stay as they are (update).
+    Skip,
+}
+
+async fn documents(
+    shared: &Shared,
+    collection: &str,
+    docs: &mut [ctxd_proto::Document],
+    wait_ms: Option<u64>,
+    missing: Missing,
+) -> Result<Option<CollectionEmbedder>, Error> {
+    let needs = |d: &ctxd_proto::Document| {
+        d.vector.is_none() && (missing == Missing::Text || d.text.is_some())
+    };
+    if !docs.iter().any(needs) {
         return Ok(None);
     }
-    let Some((embedder, identity)) =
-        collection_embedder(shared, &params.collection, wait_ms).await?
+    let Some((embedder, identity)) = collection_embedder(shared, collection, wait_ms).await?
     else {
         return Ok(None);
     };
     let mut texts = Vec::new();
     let mut targets = Vec::new();
-    for (i, doc) in params.documents.iter().enumerate() {
-        if doc.vector.is_some() {
+    for (i, doc) in docs.iter().enumerate() {
+        if !needs(doc) {
             continue;
         }
         match doc.text.as_deref() {
@@ -125,7 +156,7 @@ pub async fn upsert(
                 return Err(EmbedError::Empty(format!(
                     "document {:?} has no text to embed and no vector (collection `{}` embeds \
                      its documents' text with model `{}`): give it text or a vector",
-                    doc.id, params.collection, identity.name
+                    doc.id, collection, identity.name
                 ))
                 .into());
             }
@@ -133,7 +164,7 @@ pub async fn upsert(
     }
     let vectors = run(shared, &embedder, texts).await?;
     for (i, vector) in targets.into_iter().zip(vectors) {
-        params.documents[i].vector = Some(Vector::new(vector));
+        docs[i].vector = Some(Vector::new(vector));
     }
     Ok(Some(identity))
 }

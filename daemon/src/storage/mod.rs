@@ -41,6 +41,7 @@ mod search;
 pub mod snapshot;
 mod store;
 pub mod text;
+mod text_filter_sql;
 mod validate;
 pub mod vector_set;
 pub mod vectors;

@@ -3,11 +3,12 @@
 use super::StorageError;
 use super::documents::{self, ReplyBytes, Selection};
 use super::filter_sql::{self, SqlFilter};
+use super::text_filter_sql;
 use super::reader::ReadSide;
 use ctxd_proto::limits::{DEFAULT_LIMIT, MAX_LIMIT};
 use ctxd_proto::{
     CollectionResult, Count, CountResult, Field, Filter, Get, GetResult, ListCollectionsResult,
-    Vector,
+    TextFilter, Vector,
 };
 
 /// `list_collections`.
@@ -34,7 +35,7 @@ pub fn get(side: &ReadSide, params: &Get) -> Result<GetResult, StorageError> {
         )));
     }
     let include = include_or_default(params.include.as_deref());
-    let filter = compile(params.filter.as_ref())?;
+    let filter = compile(params.filter.as_ref(), params.text_filter.as_ref())?;
     let selection = Selection {
         ids: params.ids.as_deref(),
         filter: filter.as_ref(),
@@ -81,7 +82,7 @@ pub fn get(side: &ReadSide, params: &Get) -> Result<GetResult, StorageError> {
 /// `count`.
 pub fn count(side: &ReadSide, params: &Count) -> Result<CountResult, StorageError> {
     let collection = side.catalog().require(&params.collection)?.clone();
-    let Some(filter) = compile(params.filter.as_ref())? else {
+    let Some(filter) = compile(params.filter.as_ref(), params.text_filter.as_ref())? else {
         return Ok(CountResult {
             count: collection.count,
         });
@@ -99,10 +100,19 @@ pub fn include_or_default(include: Option<&[Field]>) -> Vec<Field> {
     include.map_or_else(|| Field::DEFAULT_INCLUDE.to_vec(), <[Field]>::to_vec)
 }
 
-/// Compiles an optional filter; errors are `bad_request`.
-pub fn compile(filter: Option<&Filter>) -> Result<Option<SqlFilter>, StorageError> {
-    filter
+/// Compiles the optional metadata and text filters of a request into one condition on a
+/// document row (`d`); errors are `bad_request`.
+pub fn compile(
+    filter: Option<&Filter>,
+    text_filter: Option<&TextFilter>,
+) -> Result<Option<SqlFilter>, StorageError> {
+    let metadata = filter
         .map(|f| filter_sql::compile(f, "d.metadata"))
         .transpose()
-        .map_err(|e| StorageError::Invalid(format!("invalid filter: {e}")))
+        .map_err(|e| StorageError::Invalid(format!("invalid filter: {e}")))?;
+    let text = text_filter
+        .map(|f| text_filter_sql::compile(f, "d.text"))
+        .transpose()
+        .map_err(|e| StorageError::Invalid(format!("invalid text_filter: {e}")))?;
+    Ok(text_filter_sql::both(metadata, text))
 }

@@ -76,7 +76,7 @@ pub fn search(side: &ReadSide, params: &Search) -> Result<SearchResult, StorageE
         }
     }
     let include = include_or_default(params.include.as_deref());
-    let filter = compile(params.filter.as_ref())?;
+    let filter = compile(params.filter.as_ref(), params.text_filter.as_ref())?;
     let candidates = match &filter {
         Some(filter) => {
             let selection = Selection {

@@ -10,7 +10,8 @@ use super::{Stats, StorageError, StoreOptions, read, search, snapshot};
 use ctxd_proto::{
     CheckResult, CollectionEmbedder, CollectionResult, Count, CountResult, CreateCollection,
     Delete, DeleteResult, DropCollection, DropCollectionResult, Get, GetResult,
-    ListCollectionsResult, Search, SearchResult, Snapshot, SnapshotResult, Upsert, UpsertResult,
+    ListCollectionsResult, Search, SearchResult, Snapshot, SnapshotResult, Update, UpdateResult,
+    Upsert, UpsertResult,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -123,6 +124,18 @@ impl Store {
     ) -> Result<UpsertResult, StorageError> {
         match self.write(WriteOp::Upsert(params, embedded)).await? {
             Written::Upserted(result) => Ok(result),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `update`: returns once the change is durable in both stores.
+    pub async fn update(
+        &self,
+        params: Update,
+        embedded: Option<CollectionEmbedder>,
+    ) -> Result<UpdateResult, StorageError> {
+        match self.write(WriteOp::Update(params, embedded)).await? {
+            Written::Updated(result) => Ok(result),
             other => Err(unexpected(other)),
         }
     }

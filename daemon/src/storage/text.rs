@@ -50,6 +50,7 @@ impl TextStore {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        super::text_filter_sql::register(&conn)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StorageError::Format {
@@ -166,6 +167,7 @@ pub fn open_reader(path: &Path) -> Result<Connection, StorageError> {
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    super::text_filter_sql::register(&conn)?;
     Ok(conn)
 }
 

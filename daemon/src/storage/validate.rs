@@ -41,12 +41,44 @@ pub fn upsert(
     dimension: u32,
     collection: &str,
 ) -> Result<(), StorageError> {
+    batch(documents, "upsert")?;
+    for doc in documents {
+        rules::document(doc, dimension).map_err(|e| {
+            let what = format!("vector of document {:?}", doc.id);
+            refused(e, collection, &what)
+        })?;
+    }
+    Ok(())
+}
+
+/// An update batch: size, each id once, something to change in each, vectors by the rules
+/// (metadata is checked once merged with what is stored).
+pub fn update(documents: &[Document], dimension: u32, collection: &str) -> Result<(), StorageError> {
+    batch(documents, "update")?;
+    for doc in documents {
+        let refuse = |e| refused(e, collection, &format!("vector of document {:?}", doc.id));
+        rules::id(&doc.id).map_err(refuse)?;
+        if doc.text.is_none() && doc.vector.is_none() && doc.metadata.is_none() {
+            return Err(StorageError::Invalid(format!(
+                "document {:?} changes nothing: give it `text`, `vector` or `metadata`",
+                doc.id
+            )));
+        }
+        if let Some(vector) = &doc.vector {
+            rules::vector(&doc.id, vector, dimension).map_err(refuse)?;
+        }
+    }
+    Ok(())
+}
+
+/// A batch's size, and each id once (`what` names the operation).
+fn batch(documents: &[Document], what: &str) -> Result<(), StorageError> {
     if documents.is_empty() {
         return Err(StorageError::Invalid("`documents` is empty".to_owned()));
     }
     if documents.len() > MAX_BATCH_DOCUMENTS {
         return Err(StorageError::Invalid(format!(
-            "{} documents in one upsert; the maximum is {MAX_BATCH_DOCUMENTS} (split the batch)",
+            "{} documents in one {what}; the maximum is {MAX_BATCH_DOCUMENTS} (split the batch)",
             documents.len()
         )));
     }
@@ -56,17 +88,11 @@ pub fn upsert(
     for (position, doc) in documents.iter().enumerate() {
         if let Some(first) = seen.insert(doc.id.as_str(), position) {
             return Err(StorageError::Invalid(format!(
-                "document id {:?} appears twice in one upsert (documents[{first}] and \
+                "document id {:?} appears twice in one {what} (documents[{first}] and \
                  documents[{position}]); send each id once",
                 doc.id
             )));
         }
-    }
-    for doc in documents {
-        rules::document(doc, dimension).map_err(|e| {
-            let what = format!("vector of document {:?}", doc.id);
-            refused(e, collection, &what)
-        })?;
     }
     Ok(())
 }

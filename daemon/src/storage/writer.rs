@@ -20,7 +20,6 @@ use super::StorageError;
 use super::ann_state::AnnCollection;
 use super::catalog::{self, Catalog, Collection};
 use super::documents::{self, Selection};
-use super::filter_sql;
 use super::reader::ReadSide;
 use super::text::{self, TextStore};
 use super::validate;
@@ -45,6 +44,8 @@ pub enum WriteOp {
     /// `upsert`, with the embedder that computed the vectors of its text-only documents, if
     /// one did: the collection must still have it when the write commits.
     Upsert(Upsert, Option<CollectionEmbedder>),
+    /// `update`, with the embedder that computed the vectors of its new texts, if one did.
+    Update(ctxd_proto::Update, Option<CollectionEmbedder>),
     /// `delete`.
     Delete(Delete),
 }
@@ -58,6 +59,8 @@ pub enum Written {
     Dropped(bool),
     /// Documents written.
     Upserted(UpsertResult),
+    /// Documents changed.
+    Updated(ctxd_proto::UpdateResult),
     /// Documents deleted.
     Deleted(DeleteResult),
 }
@@ -254,6 +257,7 @@ fn apply(
         }
         WriteOp::DropCollection(params) => drop_collection(conn, catalog, &params),
         WriteOp::Upsert(params, embedded) => upsert(conn, catalog, params, embedded, generation),
+        WriteOp::Update(params, embedded) => update(conn, catalog, params, embedded, generation),
         WriteOp::Delete(params) => delete(conn, catalog, &params, generation),
     }
 }
@@ -364,44 +368,12 @@ fn upsert(
     generation: u64,
 ) -> Result<Applied, StorageError> {
     let mut collection = catalog.require(&params.collection)?.clone();
-    let mut sets = Vec::new();
-    if collection.dimension_unfixed()
-        && let Some(first) = params.documents.iter().find_map(|d| d.vector.as_ref())
-    {
-        // A collection created without a dimension takes its first vector's, in this write's
-        // transaction: the request fails whole if that length is out of range or another
-        // vector of it disagrees.
-        let dimension = u32::try_from(first.len()).unwrap_or(u32::MAX);
-        validate::dimension(dimension)?;
-        collection.dimension = dimension;
-        let entry = catalog
-            .get_mut(&collection.name)
-            .ok_or_else(|| StorageError::CollectionNotFound(collection.name.clone()))?;
-        entry.dimension = dimension;
-        catalog::set_dimension(conn, entry)?;
-        sets.push(SetEffect::New(
-            collection.id,
-            dimension as usize,
-            collection.distance,
-        ));
-    }
+    let first = params.documents.iter().find_map(|d| d.vector.as_ref());
+    let sets = fix_dimension(conn, catalog, &mut collection, first)?;
     validate::upsert(&params.documents, collection.dimension, &collection.name)?;
-    // The daemon computed the vectors of text-only documents for the embedder the collection
-    // had when the request arrived; had it been dropped and created again since, with another
-    // embedder or none, those vectors (or their absence) would not be the collection's.
-    let changed = match (&collection.embedder, &embedded) {
-        (Some(has), Some(used)) => has != used,
-        (Some(_), None) => params.documents.iter().any(|d| d.vector.is_none()),
-        (None, Some(_)) => true,
-        (None, None) => false,
-    };
-    if changed {
-        return Err(StorageError::Busy(format!(
-            "collection `{}` was replaced while this request's vectors were computed; nothing \
-             was written: send it again",
-            collection.name
-        )));
-    }
+    same_embedder(&collection, embedded.as_ref(), || {
+        params.documents.iter().any(|d| d.vector.is_none())
+    })?;
     let upserted = params.documents.len() as u64;
     let mut changes = Vec::with_capacity(params.documents.len());
     let mut added = 0u64;
@@ -466,6 +438,163 @@ fn upsert(
     })
 }
 
+/// A collection created without a dimension takes the first vector's of this write, in its
+/// transaction: the request fails whole if that length is out of range or another vector of
+/// it disagrees. Returns the set to create.
+fn fix_dimension(
+    conn: &Connection,
+    catalog: &mut Catalog,
+    collection: &mut Collection,
+    first: Option<&ctxd_proto::Vector>,
+) -> Result<Vec<SetEffect>, StorageError> {
+    let Some(first) = first else {
+        return Ok(Vec::new());
+    };
+    if !collection.dimension_unfixed() {
+        return Ok(Vec::new());
+    }
+    let dimension = u32::try_from(first.len()).unwrap_or(u32::MAX);
+    validate::dimension(dimension)?;
+    collection.dimension = dimension;
+    let entry = catalog
+        .get_mut(&collection.name)
+        .ok_or_else(|| StorageError::CollectionNotFound(collection.name.clone()))?;
+    entry.dimension = dimension;
+    catalog::set_dimension(conn, entry)?;
+    Ok(vec![SetEffect::New(
+        collection.id,
+        dimension as usize,
+        collection.distance,
+    )])
+}
+
+/// The daemon computed the vectors of text-only documents for the embedder the collection had
+/// when the request arrived; had it been dropped and created again since, with another
+/// embedder or none, those vectors (or their absence) would not be the collection's.
+/// `needed_vectors` says whether the request has documents an embedder would have embedded.
+fn same_embedder(
+    collection: &Collection,
+    embedded: Option<&CollectionEmbedder>,
+    needed_vectors: impl FnOnce() -> bool,
+) -> Result<(), StorageError> {
+    let changed = match (&collection.embedder, embedded) {
+        (Some(has), Some(used)) => has != used,
+        (Some(_), None) => needed_vectors(),
+        (None, Some(_)) => true,
+        (None, None) => false,
+    };
+    if changed {
+        return Err(StorageError::Busy(format!(
+            "collection `{}` was replaced while this request's vectors were computed; nothing \
+             was written: send it again",
+            collection.name
+        )));
+    }
+    Ok(())
+}
+
+/// `update`: only the parts given change; metadata is merged (a `null` removes its key).
+fn update(
+    conn: &Connection,
+    catalog: &mut Catalog,
+    params: ctxd_proto::Update,
+    embedded: Option<CollectionEmbedder>,
+    generation: u64,
+) -> Result<Applied, StorageError> {
+    let mut collection = catalog.require(&params.collection)?.clone();
+    let existing =
+        documents::lookup_many(conn, collection.id, params.documents.iter().map(|d| &d.id))?;
+    // Only a vector of a document that exists may fix the dimension.
+    let first = params
+        .documents
+        .iter()
+        .filter(|d| existing.contains_key(&d.id))
+        .find_map(|d| d.vector.as_ref());
+    let sets = fix_dimension(conn, catalog, &mut collection, first)?;
+    validate::update(&params.documents, collection.dimension, &collection.name)?;
+    same_embedder(&collection, embedded.as_ref(), || {
+        params
+            .documents
+            .iter()
+            .any(|d| d.vector.is_none() && d.text.is_some())
+    })?;
+    let mut changes = Vec::new();
+    let mut not_found = Vec::new();
+    let mut updated = 0u64;
+    for doc in params.documents {
+        let Some(&(key, had_vector)) = existing.get(&doc.id) else {
+            not_found.push(doc.id);
+            continue;
+        };
+        let stored = documents::fetch(conn, &[key], &mut documents::ReplyBytes::new(0))?
+            .pop()
+            .flatten()
+            .ok_or_else(|| StorageError::Corrupt(format!("document key {key} vanished")))?;
+        let text = doc.text.or(stored.text);
+        let metadata = match &doc.metadata {
+            Some(patch) => merge_metadata(stored.metadata.as_deref(), patch)
+                .map_err(|e| StorageError::Invalid(format!("document {:?}: {e}", doc.id)))?,
+            None => stored.metadata,
+        };
+        let has_vector = had_vector || doc.vector.is_some();
+        documents::replace(
+            conn,
+            &collection,
+            key,
+            text.as_deref(),
+            metadata.as_deref(),
+            has_vector,
+        )?;
+        if let Some(vector) = doc.vector {
+            changes.push(VectorChange::Put {
+                collection: collection.id,
+                key,
+                vector: vector.into_values(),
+            });
+        }
+        updated += 1;
+    }
+    let wrote = updated > 0;
+    Ok(Applied {
+        written: Written::Updated(ctxd_proto::UpdateResult {
+            updated,
+            not_found,
+            generation: if wrote { generation } else { generation - 1 },
+        }),
+        changes,
+        sets,
+        wrote,
+    })
+}
+
+/// Stored metadata with `patch` merged in: its keys replace, a `null` removes the key. The
+/// result is checked like an upsert's metadata; `None` when no key is left.
+fn merge_metadata(
+    stored: Option<&str>,
+    patch: &Metadata,
+) -> Result<Option<String>, String> {
+    let mut merged: serde_json::Map<String, serde_json::Value> = match stored {
+        Some(json) => serde_json::from_str(json).map_err(|e| format!("stored metadata: {e}"))?,
+        None => serde_json::Map::new(),
+    };
+    let patch: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(patch.as_json()).map_err(|e| format!("metadata: {e}"))?;
+    for (key, value) in patch {
+        if value.is_null() {
+            merged.remove(&key);
+        } else {
+            merged.insert(key, value);
+        }
+    }
+    if merged.is_empty() {
+        return Ok(None);
+    }
+    let json = serde_json::to_string(&merged).map_err(|e| e.to_string())?;
+    let checked = Metadata::from_json(&json).map_err(|e| e.to_string())?;
+    ctxd_proto::validate::metadata("", &checked).map_err(|e| e.to_string())?;
+    Ok(Some(json))
+}
+
 fn delete(
     conn: &Connection,
     catalog: &mut Catalog,
@@ -473,17 +602,12 @@ fn delete(
     generation: u64,
 ) -> Result<Applied, StorageError> {
     let collection = catalog.require(&params.collection)?.clone();
-    if params.ids.is_none() && params.filter.is_none() {
+    if params.ids.is_none() && params.filter.is_none() && params.text_filter.is_none() {
         return Err(StorageError::Invalid(
-            "`delete` needs `ids`, `filter` or both".to_owned(),
+            "`delete` needs `ids`, `filter`, `text_filter`, or several of them".to_owned(),
         ));
     }
-    let filter = params
-        .filter
-        .as_ref()
-        .map(|f| filter_sql::compile(f, "d.metadata"))
-        .transpose()
-        .map_err(|e| StorageError::Invalid(format!("invalid filter: {e}")))?;
+    let filter = super::read::compile(params.filter.as_ref(), params.text_filter.as_ref())?;
     let selection = Selection {
         ids: params.ids.as_deref(),
         filter: filter.as_ref(),
