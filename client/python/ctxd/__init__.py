@@ -14,6 +14,7 @@ differences, and :mod:`ctxd.errors` for the exceptions.
 from ._socket import default_socket
 from ._socket import resolve as resolve_socket
 from ._version import __version__
+from .async_client import AsyncClient, AsyncCollection, AsyncPersistentClient
 from .client import IDEMPOTENT_OPERATIONS, Client
 from .collection import Collection
 from .errors import (
@@ -49,6 +50,9 @@ from .lease import Lease
 from .persistent import PersistentClient
 
 __all__ = [
+    "AsyncClient",
+    "AsyncCollection",
+    "AsyncPersistentClient",
     "BadRequest",
     "Busy",
     "Client",

@@ -70,8 +70,9 @@ def _rebuild(
 # --- Errors the daemon sends (one class per wire code) ---------------------------------------
 
 
-class BadRequest(Error):
-    """``bad_request``: a missing, unknown or mistyped field, or a value out of range."""
+class BadRequest(Error, ValueError):
+    """``bad_request``: a missing, unknown or mistyped field, or a value out of range (also a
+    ``ValueError``, which ChromaDB raises for the same mistakes, e.g. a bad ``where_document``)."""
 
 
 class UnknownOp(Error):

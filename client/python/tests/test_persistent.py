@@ -9,7 +9,6 @@ process has a descriptor or a mapping under the directory.
 from __future__ import annotations
 
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -24,6 +23,7 @@ import pytest
 
 import ctxd
 from ctxd import _owner
+from procs import holders_of, wait_exit
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="open files are checked in /proc"
@@ -44,43 +44,6 @@ def binary(ctxd_bin: str, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def store(scratch: Path) -> Path:
     return scratch / "store"
-
-
-def holders_of(directory: Path) -> List[str]:
-    """Every process with a descriptor or a memory map under ``directory``, as ``pid:path``."""
-    root = os.path.realpath(directory) + os.sep
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                try:
-                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                except OSError:
-                    continue
-                if target.startswith(root):
-                    found.append(f"{pid}:{target}")
-            with open(f"/proc/{pid}/maps") as maps:
-                for line in maps:
-                    parts = line.split(maxsplit=5)
-                    if len(parts) == 6 and parts[5].strip().startswith(root):
-                        found.append(f"{pid}:map:{parts[5].strip()}")
-        except OSError:
-            continue  # the process ended while we looked
-    return found
-
-
-def wait_exit(pid: int, within: float) -> bool:
-    """Whether process ``pid`` (not necessarily our child) exits within ``within`` seconds;
-    waits on a pidfd, so it returns as soon as it exits."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        readable, _, _ = select.select([fd], [], [], within)
-        return bool(readable)
-    finally:
-        os.close(fd)
 
 
 def lambda_round_trip(store: Path, copy: Path, n: int) -> None:
@@ -139,8 +102,8 @@ def test_clients_in_one_process_share_the_daemon_and_the_last_stops_it(store: Pa
     assert holders_of(store) != []
     pid = second.server["pid"]
     second.close()
-    assert holders_of(store) == []
-    assert wait_exit(pid, 0), "close() returns after the daemon is gone"
+    assert holders_of(store) == [], "close() returns once every file is closed"
+    assert wait_exit(pid, STOP_BOUND_S)
     assert _owner.recorded_socket(_owner.canonical_dir(store)) is None
 
 
