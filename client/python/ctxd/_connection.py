@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 from typing import BinaryIO, Optional
 
 from .errors import NotRunning, TransportError
@@ -24,15 +25,22 @@ class Closed(Exception):
     """
 
 
+def open_connection(path: str, timeout: Optional[float]) -> "Connection":
+    """A connection to the daemon at ``path``: a Unix socket, or on Windows a named pipe
+    (``_pipe.PipeConnection``, the same interface)."""
+    if sys.platform == "win32":
+        from ._pipe import PipeConnection
+
+        return PipeConnection(path, timeout)  # type: ignore[return-value]
+    return Connection(path, timeout)
+
+
 class Connection:
     """A connected Unix socket with a line reader."""
 
     def __init__(self, path: str, timeout: Optional[float]) -> None:
         if not hasattr(socket, "AF_UNIX"):
-            raise TransportError(
-                "this ctxd client connects over Unix domain sockets only; "
-                "named pipes (Windows) are not supported yet"
-            )
+            raise TransportError("this platform has neither Unix domain sockets nor named pipes")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:

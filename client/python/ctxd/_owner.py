@@ -32,7 +32,7 @@ import time
 from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _socket, _wire
-from ._connection import Closed, Connection
+from ._connection import Closed, open_connection
 from .errors import Error, NotRunning, ShuttingDown, StartFailed, Timeout, TransportError
 
 #: `ctxd serve`'s exit status when another daemon owns the data directory (daemon/src/exit.rs).
@@ -127,7 +127,7 @@ class Holding:
     def __init__(self, socket: str, timeout: Optional[float]) -> None:
         self.socket = socket
         self._pid = os.getpid()
-        self._connection = Connection(socket, timeout)
+        self._connection = open_connection(socket, timeout)
         try:
             self.server = self._call("hello", timeout, protocol=_wire.PROTOCOL_VERSION)
             self.attached = self._call("attach", timeout)

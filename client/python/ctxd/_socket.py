@@ -3,7 +3,7 @@
 Order: an explicit path, then ``CTXD_SOCKET`` (ignored when empty), then the per-user runtime
 directory: ``$XDG_RUNTIME_DIR/ctxd/ctxd.sock`` (``XDG_RUNTIME_DIR`` ignored when empty), else
 ``/tmp/ctxd-$UID/ctxd.sock``. On Windows the default is the named pipe ``\\\\.\\pipe\\ctxd-<user>``
-(this client cannot connect to it yet; see ``_connection``).
+(``_pipe`` speaks it).
 
 Mirrors ``client/src/socket.rs``; keep the two in step.
 """

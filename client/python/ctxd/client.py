@@ -10,7 +10,7 @@ import threading
 from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Union
 
 from . import _socket, _wire
-from ._connection import Closed, Connection
+from ._connection import Closed, Connection, open_connection
 from ._version import __version__
 from .collection import Collection, EmbeddingFunction, _with_function
 from .errors import (
@@ -212,7 +212,7 @@ class Client:
         if self._connection is not None and self._connection.is_stale():
             self._drop()
         if self._connection is None:
-            connection = Connection(self.socket, limit)
+            connection = open_connection(self.socket, limit)
             try:
                 self._server = self._handshake(connection, limit)
             except BaseException:
