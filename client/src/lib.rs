@@ -578,10 +578,7 @@ impl Client {
 
     /// `update`: changes only the parts given of existing documents, in one request (at most
     /// 1000 documents; atomic). Vectors travel as bytes, as with [`Client::upsert`].
-    pub async fn update(
-        &self,
-        mut params: ctxd_proto::Update,
-    ) -> Result<ctxd_proto::UpdateResult> {
+    pub async fn update(&self, mut params: ctxd_proto::Update) -> Result<ctxd_proto::UpdateResult> {
         vector_bytes::send_documents(&mut params.documents);
         self.call(params).await
     }

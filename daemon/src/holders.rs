@@ -167,7 +167,7 @@ mod tests {
         let shutdown = Shutdown::new();
         let holders = Holders::new(None, shutdown.clone());
         let (hold, _) = holders.attach().expect("attach");
-        assert_eq!(hold.detach().stopping, false);
+        assert!(!hold.detach().stopping);
         assert_eq!(holders.count(), 0);
         assert!(!shutdown.is_triggered());
     }

@@ -122,8 +122,8 @@ pub mod vector;
 pub use envelope::{MAX_ID_JSON_BYTES, Rejected, Request, RequestId, Response, encode_request};
 pub use error::{ErrorBody, ErrorCode};
 pub use filter::{Comparison, Filter, Scalar};
-pub use text_filter::TextFilter;
 pub use ops::*;
+pub use text_filter::TextFilter;
 pub use types::*;
 pub use vector::{Vector, VectorEncoding};
 

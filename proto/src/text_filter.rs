@@ -46,7 +46,7 @@ impl TextFilter {
     pub fn from_value(value: &Value) -> Result<TextFilter, String> {
         let object = value
             .as_object()
-            .ok_or_else(|| "a text filter must be a JSON object like {\"$contains\": \"word\"}")?;
+            .ok_or("a text filter must be a JSON object like {\"$contains\": \"word\"}")?;
         let mut entries = object.iter();
         let (Some((operator, operand)), None) = (entries.next(), entries.next()) else {
             return Err(format!(
@@ -155,7 +155,10 @@ mod tests {
             (json!({"$contains": 3}), "takes a string"),
             (json!({"$contains": ""}), "non-empty"),
             (json!({"$and": []}), "at least one"),
-            (json!({"$contains": "a", "$regex": "b"}), "exactly one operator"),
+            (
+                json!({"$contains": "a", "$regex": "b"}),
+                "exactly one operator",
+            ),
             (json!({}), "exactly one operator"),
             (json!("otter"), "JSON object"),
         ] {

@@ -17,7 +17,8 @@ use ctxd_proto::{
     Attach, Call, Check, Comparison, Count, CreateCollection, Delete, Detach, DropCollection,
     Empty, ErrorBody, ErrorCode, Filter, Get, GetCollection, Health, Hello, ListCollections,
     Operation, PROTOCOL_VERSION, Ping, Rejected, Release, Renew, Request, RequestId, Response,
-    Resume, Scalar, Search, Shutdown, Snapshot, SnapshotStream, Status, Update, Upsert, encode_request,
+    Resume, Scalar, Search, Shutdown, Snapshot, SnapshotStream, Status, Update, Upsert,
+    encode_request,
 };
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value, json};

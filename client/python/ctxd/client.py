@@ -265,6 +265,7 @@ class Client:
         embedder: Optional[str] = None,
         get_or_create: bool = False,
         embedding_function: Optional[EmbeddingFunction] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
     ) -> Collection:
         """Creates a collection; raises :class:`ctxd.CollectionExists` if the name is taken.
 
@@ -285,6 +286,7 @@ class Client:
         spaces are ``euclidean``/``dot``/``cosine`` here, and the model runs in the daemon, not
         in this process.
         """
+        distance = _space(metadata, distance)
         if get_or_create:
             return self.get_or_create_collection(
                 name,
@@ -308,6 +310,7 @@ class Client:
         *,
         embedder: Optional[str] = None,
         embedding_function: Optional[EmbeddingFunction] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
     ) -> Collection:
         """The collection ``name``, created with these settings if it does not exist.
 
@@ -317,6 +320,7 @@ class Client:
 
         ChromaDB: ``client.get_or_create_collection(name, metadata=...)``.
         """
+        distance = _space(metadata, distance)
         try:
             existing = self.get_collection(name)
         except CollectionNotFound:
@@ -593,6 +597,32 @@ class Client:
         if isinstance(lease, Lease):
             lease.expires_at = result["expires_at"]
         return int(result["expires_at"])
+
+
+#: ChromaDB's ``hnsw:space`` values, as distances.
+_SPACES = {"cosine": "cosine", "l2": "euclidean", "ip": "dot"}
+
+
+def _space(metadata: Optional[Mapping[str, Any]], distance: Optional[str]) -> Optional[str]:
+    """The distance a ChromaDB-style ``metadata={"hnsw:space": ...}`` asks for. Other
+    ``hnsw:`` keys tune ChromaDB's index and mean nothing here; any other key would be
+    collection metadata, which ctxd does not store, so it is refused rather than dropped."""
+    if not metadata:
+        return distance
+    others = [key for key in metadata if not str(key).startswith("hnsw:")]
+    if others:
+        raise ValueError(
+            f"collection metadata is not stored by ctxd (got {', '.join(map(repr, others))}); "
+            "only ChromaDB's `hnsw:space` is read, as the distance"
+        )
+    space = metadata.get("hnsw:space")
+    if space is None:
+        return distance
+    if space not in _SPACES:
+        raise ValueError(f"`hnsw:space` must be one of cosine, l2, ip; got {space!r}")
+    if distance is not None and distance != _SPACES[space]:
+        raise ValueError(f"`hnsw:space` {space!r} and distance={distance!r} disagree")
+    return _SPACES[space]
 
 
 def _as_seconds(value: Seconds) -> float:

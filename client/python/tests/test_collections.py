@@ -95,3 +95,15 @@ def test_create_collection_get_or_create_flag(client):
     client.create_collection("notes", dimension=2)
     col = client.create_collection("notes", dimension=2, get_or_create=True)
     assert col.name == "notes"
+
+
+def test_chroma_collection_metadata_picks_the_distance(client):
+    col = client.create_collection("l2", metadata={"hnsw:space": "l2", "hnsw:M": 16})
+    assert col.distance == "euclidean"
+    col = client.get_or_create_collection("ip", metadata={"hnsw:space": "ip"})
+    assert col.distance == "dot"
+    with pytest.raises(ValueError, match="not stored"):
+        client.create_collection("x", metadata={"owner": "me"})
+    with pytest.raises(ValueError, match="hnsw:space"):
+        client.create_collection("x", metadata={"hnsw:space": "cosine"}, distance="dot")
+    assert sorted(c.name for c in client.list_collections()) == ["ip", "l2"]

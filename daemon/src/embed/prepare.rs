@@ -102,7 +102,14 @@ pub async fn upsert(
     params: &mut Upsert,
     wait_ms: Option<u64>,
 ) -> Result<Option<CollectionEmbedder>, Error> {
-    documents(shared, &params.collection, &mut params.documents, wait_ms, Missing::Text).await
+    documents(
+        shared,
+        &params.collection,
+        &mut params.documents,
+        wait_ms,
+        Missing::Text,
+    )
+    .await
 }
 
 /// An update: computes the vector of every document given a new text and no vector, if the
@@ -112,7 +119,14 @@ pub async fn update(
     params: &mut ctxd_proto::Update,
     wait_ms: Option<u64>,
 ) -> Result<Option<CollectionEmbedder>, Error> {
-    documents(shared, &params.collection, &mut params.documents, wait_ms, Missing::Skip).await
+    documents(
+        shared,
+        &params.collection,
+        &mut params.documents,
+        wait_ms,
+        Missing::Skip,
+    )
+    .await
 }
 
 /// What a document without a vector and without text means.
@@ -137,8 +151,7 @@ async fn documents(
     if !docs.iter().any(needs) {
         return Ok(None);
     }
-    let Some((embedder, identity)) = collection_embedder(shared, collection, wait_ms).await?
-    else {
+    let Some((embedder, identity)) = collection_embedder(shared, collection, wait_ms).await? else {
         return Ok(None);
     };
     let mut texts = Vec::new();

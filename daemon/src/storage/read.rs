@@ -3,8 +3,8 @@
 use super::StorageError;
 use super::documents::{self, ReplyBytes, Selection};
 use super::filter_sql::{self, SqlFilter};
-use super::text_filter_sql;
 use super::reader::ReadSide;
+use super::text_filter_sql;
 use ctxd_proto::limits::{DEFAULT_LIMIT, MAX_LIMIT};
 use ctxd_proto::{
     CollectionResult, Count, CountResult, Field, Filter, Get, GetResult, ListCollectionsResult,

@@ -32,7 +32,8 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
             let pattern: Arc<Regex> = ctx.get_or_create_aux(0, |value| {
-                regex(value.as_str()?).map_err(Into::<Box<dyn std::error::Error + Send + Sync>>::into)
+                regex(value.as_str()?)
+                    .map_err(Into::<Box<dyn std::error::Error + Send + Sync>>::into)
             })?;
             let text = ctx
                 .get_raw(1)
@@ -130,7 +131,10 @@ mod tests {
         let filter: TextFilter = serde_json::from_value(filter).expect("filter");
         let compiled = compile(&filter, "text").expect("compiles");
         let mut select = conn
-            .prepare(&format!("SELECT key FROM d WHERE {} ORDER BY key", compiled.sql))
+            .prepare(&format!(
+                "SELECT key FROM d WHERE {} ORDER BY key",
+                compiled.sql
+            ))
             .expect("prepare");
         select
             .query_map(params_from_iter(compiled.params), |row| row.get(0))
@@ -141,7 +145,11 @@ mod tests {
 
     #[test]
     fn operators_match_as_chroma_documents_them() {
-        assert_eq!(matching(json!({"$contains": "otters"})), [2], "case-sensitive");
+        assert_eq!(
+            matching(json!({"$contains": "otters"})),
+            [2],
+            "case-sensitive"
+        );
         assert_eq!(matching(json!({"$not_contains": "otters"})), [1, 3, 4, 5]);
         assert_eq!(matching(json!({"$regex": "(?i)^otters"})), [1, 2]);
         assert_eq!(matching(json!({"$not_regex": "(?i)^otters"})), [3, 4, 5]);

@@ -53,7 +53,11 @@ pub fn upsert(
 
 /// An update batch: size, each id once, something to change in each, vectors by the rules
 /// (metadata is checked once merged with what is stored).
-pub fn update(documents: &[Document], dimension: u32, collection: &str) -> Result<(), StorageError> {
+pub fn update(
+    documents: &[Document],
+    dimension: u32,
+    collection: &str,
+) -> Result<(), StorageError> {
     batch(documents, "update")?;
     for doc in documents {
         let refuse = |e| refused(e, collection, &format!("vector of document {:?}", doc.id));

@@ -569,10 +569,7 @@ fn update(
 
 /// Stored metadata with `patch` merged in: its keys replace, a `null` removes the key. The
 /// result is checked like an upsert's metadata; `None` when no key is left.
-fn merge_metadata(
-    stored: Option<&str>,
-    patch: &Metadata,
-) -> Result<Option<String>, String> {
+fn merge_metadata(stored: Option<&str>, patch: &Metadata) -> Result<Option<String>, String> {
     let mut merged: serde_json::Map<String, serde_json::Value> = match stored {
         Some(json) => serde_json::from_str(json).map_err(|e| format!("stored metadata: {e}"))?,
         None => serde_json::Map::new(),
