@@ -16,7 +16,7 @@ fn a_second_daemon_on_the_same_data_dir_is_refused_and_names_the_owner() {
         .socket(Some(scratch.path("elsewhere/other.sock")))
         .env("XDG_RUNTIME_DIR", scratch.path("other-runtime"))
         .run_to_exit();
-    assert_eq!(status.code(), Some(1), "{log}");
+    assert_eq!(status.code(), Some(i32::from(ctxd::exit::IN_USE)), "{log}");
     assert!(
         log.contains(&format!("pid {}", first.pid())),
         "the refusal names the owner's pid:\n{log}"
@@ -33,7 +33,7 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
     let (status, log) = Start::new(&scratch)
         .data(scratch.path("other-data"))
         .run_to_exit();
-    assert_eq!(status.code(), Some(1), "{log}");
+    assert_eq!(status.code(), Some(i32::from(ctxd::exit::IN_USE)), "{log}");
     assert!(log.contains("socket"), "{log}");
     assert!(log.contains(&format!("pid {}", first.pid())), "{log}");
     // The first daemon still owns the socket and answers on it.
@@ -46,7 +46,7 @@ fn a_live_socket_of_another_program_is_never_stolen() {
     std::fs::create_dir_all(scratch.path("run")).expect("mkdir");
     let other = UnixListener::bind(scratch.socket()).expect("bind a foreign listener");
     let (status, log) = Start::new(&scratch).run_to_exit();
-    assert_eq!(status.code(), Some(1), "{log}");
+    assert_eq!(status.code(), Some(i32::from(ctxd::exit::IN_USE)), "{log}");
     assert!(log.contains("in use by another process"), "{log}");
     // The foreign listener still has its socket.
     let _client = std::os::unix::net::UnixStream::connect(scratch.socket()).expect("still live");

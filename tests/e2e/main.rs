@@ -14,6 +14,7 @@ mod crash;
 mod data;
 mod disk_full;
 mod embed;
+mod holders;
 mod labels;
 mod lifecycle;
 mod load;

@@ -255,3 +255,33 @@ def test_where_operators(where_notes, where, expected):
 def test_delete_with_where_operator(where_notes):
     assert where_notes.delete(where={"year": {"$lte": 2020}}) == 2
     assert where_notes.get(include=[])["ids"] == ["d3", "d4", "d5"]
+
+
+def test_update_is_atomic_and_changes_only_what_it_names(client):
+    col = client.create_collection("notes", dimension=2)
+    col.upsert(
+        ids=["a", "b"],
+        embeddings=[[1.0, 0.0], [0.0, 1.0]],
+        documents=["alpha", "beta"],
+        metadatas=[{"n": 1, "tag": "x"}, {"n": 2}],
+    )
+    before = col.get(include=["documents", "metadatas", "embeddings"])
+    # The second document's change is invalid: the whole request changes nothing.
+    with pytest.raises(ctxd.BadRequest):
+        col.update(ids=["a", "b"], metadatas=[{"n": 10}, {"nested": {"no": 1}}])
+    with pytest.raises(ctxd.DimensionMismatch):
+        col.update(ids=["a", "b"], documents=["new", None], embeddings=[[1.0, 1.0], [1.0]])
+    assert col.get(include=["documents", "metadatas", "embeddings"]) == before
+    # Only what is named changes; a None metadata value removes the key.
+    assert col.update(ids=["a", "missing"], metadatas=[{"tag": None, "m": "y"}, {"n": 0}]) == 1
+    assert col.update(ids=["b"], embeddings=[[0.5, 0.5]]) == 1
+    after = col.get(include=["documents", "metadatas", "embeddings"])
+    assert after["metadatas"] == [{"n": 1, "m": "y"}, {"n": 2}]
+    assert after["documents"] == ["alpha", "beta"]
+    assert after["embeddings"] == [[1.0, 0.0], [0.5, 0.5]]
+    # Full-text follows an updated text.
+    col.update(ids=["a"], documents=["gamma rays"])
+    assert col.query(query_texts=["gamma"], n_results=2)["ids"] == [["a"]]
+    assert col.query(query_texts=["alpha"], n_results=2)["ids"] == [[]]
+    assert client.check()["passed"]
+

@@ -89,6 +89,22 @@ def test_documents_in_semantic_search_out(embedding):
         client.get_or_create_collection("notes", dimension=DIM, embedder="other")
 
 
+def test_update_of_a_text_recomputes_its_vector_and_keeps_the_rest(embedding):
+    _, client = embedding
+    notes = client.create_collection("notes", embedder="minilm")
+    docs, shared = _docs(2)
+    notes.upsert(ids=["x"], documents=[docs[0][1]], metadatas=[{"kept": True}])
+    assert notes.update(ids=["x"], documents=[docs[1][1]]) == 1
+    got = notes.get(ids=["x"], include=["embeddings", "metadatas", "documents"])
+    assert _cosine(got["embeddings"][0], shared[1]) >= 0.9999
+    assert got["metadatas"] == [{"kept": True}] and got["documents"] == [docs[1][1]]
+    # Metadata alone: the vector stays, the model is not run.
+    assert notes.update(ids=["x"], metadatas=[{"more": 1}]) == 1
+    after = notes.get(ids=["x"], include=["embeddings", "metadatas"])
+    assert after["embeddings"] == got["embeddings"]
+    assert after["metadatas"] == [{"kept": True, "more": 1}]
+
+
 def test_bad_input_is_refused_and_nothing_is_written(embedding):
     _, client = embedding
     with pytest.raises(ctxd.EmbedderUnavailable) as unknown:
