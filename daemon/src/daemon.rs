@@ -91,14 +91,6 @@ pub(crate) async fn run_hosted(
     let data_dir = resolve_data_dir(&config.data_dir)?;
     let mut data_lock = lock::lock_data_dir(&data_dir)?;
     let listener = Listener::bind(&config.socket)?;
-    if let Err(e) = data_lock.record_socket(listener.path()) {
-        // Clients that name the socket still find the daemon; only discovery by data
-        // directory (`ctxd.PersistentClient`) does not.
-        tracing::warn!(
-            "cannot record the socket beside the lock {}: {e}",
-            data_lock.path().display()
-        );
-    }
     let limits = connection_limits(&config);
     let options = crate::storage::StoreOptions {
         ann_threshold: config.ann_threshold,
@@ -127,6 +119,16 @@ pub(crate) async fn run_hosted(
         "ctxd {} serving",
         env!("CARGO_PKG_VERSION")
     );
+    // Named once storage is open, so a client that finds the socket this way is answered at
+    // once (not after a journal replay it would wait for in the listen backlog).
+    if let Err(e) = data_lock.record_socket(listener.path()) {
+        // Clients that name the socket still find the daemon; only discovery by data
+        // directory (`ctxd.PersistentClient`) does not.
+        tracing::warn!(
+            "cannot record the socket beside the lock {}: {e}",
+            data_lock.path().display()
+        );
+    }
     notify::ready("serving");
     if config.ready_line {
         announce_ready(&shared);

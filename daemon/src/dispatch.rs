@@ -138,7 +138,7 @@ pub async fn handle<'s>(
             }
         }
         Operation::Check(_) => encode(id, storage(shared.store().check().await)),
-        Operation::Attach(_) => encode(id, attach(shared, hold)),
+        Operation::Attach(params) => encode(id, attach(shared, &params, hold)),
         Operation::Detach(_) => {
             let let_go = hold.take().map_or(
                 LetGo {
@@ -181,8 +181,21 @@ fn is_data_operation(op: &Operation) -> bool {
     )
 }
 
-/// `attach`: takes the connection's hold, once.
-fn attach<'s>(shared: &'s Shared, hold: &mut Option<Hold<'s>>) -> Result<AttachResult, Error> {
+/// `attach`: takes the connection's hold, once, if this daemon serves the directory the client
+/// means.
+fn attach<'s>(
+    shared: &'s Shared,
+    params: &ctxd_proto::Attach,
+    hold: &mut Option<Hold<'s>>,
+) -> Result<AttachResult, Error> {
+    if let Some(wanted) = &params.data_dir
+        && std::path::Path::new(wanted) != shared.data_dir()
+    {
+        return Err(Error::BadRequest(format!(
+            "this ctxd serves {}, not {wanted}; no hold was taken",
+            shared.data_dir().display()
+        )));
+    }
     let holders = match hold {
         Some(_) => shared.holders.count(),
         None => {

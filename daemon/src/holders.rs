@@ -9,8 +9,10 @@
 //! the last process that used it by more than its shutdown takes.
 //!
 //! Attaching and the last letting go are ordered by one mutex, which also covers the shutdown
-//! trigger: once the last hold has ended and the stop has begun, no `attach` succeeds (it gets
-//! `shutting_down`, and the client starts or finds the next daemon).
+//! trigger: once the last hold has ended and the stop has begun, no `attach` succeeds (a request
+//! that is still read gets `shutting_down`; usually the session reads nothing more), and the
+//! client starts or finds the next daemon. Whatever stops the daemon, a holding connection is
+//! kept open until every file is closed (`session.rs`), so its end tells the client so.
 
 use crate::shutdown::{Reason, Shutdown};
 use std::sync::Mutex;

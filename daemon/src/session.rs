@@ -131,7 +131,11 @@ pub async fn run(stream: Stream, shared: Arc<Shared>) {
                 }
             }
         }
-        None
+        // A holder learns that the files are closed from its connection's end, however the
+        // daemon came to stop: its connection stays open, unread, until the very end.
+        hold.as_ref()
+            .filter(|_| shared.shutdown.is_triggered())
+            .map(|_| ())
     };
     // The reader ends when the executor drops the queue (it returns) or at end of input.
     let ((), hold) = tokio::join!(reader, executor);

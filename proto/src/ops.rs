@@ -578,10 +578,18 @@ pub struct Shutdown {}
 /// reason: a client killed with SIGKILL lets go too). A daemon started with
 /// `--stop-when-unused` stops, through its one shutdown sequence, when the last hold ends; other
 /// daemons count holds and keep serving. A connection holds at most once: attaching again
-/// changes nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// changes nothing. Whatever stops the daemon, a holding connection is kept open, unread, until
+/// every file is closed (as a `shutdown` requester's is), so its end always means the files
+/// are closed; once stopping has begun no new hold is taken.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Attach {}
+pub struct Attach {
+    /// The data directory the client means to use (its canonical path). A daemon that serves
+    /// another one refuses with `bad_request` and takes no hold: a client that found the socket
+    /// through a stale or planted file never uses the wrong data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
+}
 
 /// `detach`: no parameters. Added within protocol 1.
 ///

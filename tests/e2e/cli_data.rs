@@ -500,6 +500,32 @@ fn import_count_get_search_export_and_delete() {
 }
 
 #[test]
+fn a_collection_created_without_a_dimension_takes_its_first_imported_vector() {
+    let scratch = Scratch::new();
+    let daemon = Daemon::start(&scratch);
+    ok(&daemon, &["collections", "create", "free"]);
+    assert_eq!(
+        ok_json(&daemon, &["collections", "show", "free"])["collection"]["dimension"],
+        0
+    );
+    let file = scratch.path("corpus.jsonl");
+    write_jsonl(&file, &corpus());
+    let report = ok_json(&daemon, &["import", "free", file.to_str().expect("UTF-8")]);
+    assert_eq!(report["imported"], 7, "{report}");
+    assert_eq!(
+        ok_json(&daemon, &["collections", "show", "free"])["collection"]["dimension"],
+        4
+    );
+    let text = ok(&daemon, &["collections", "show", "free"]);
+    assert!(text.contains("dimension 4"), "{text}");
+    // Another length is refused as in any collection of dimension 4.
+    let bad = scratch.path("bad.jsonl");
+    write_jsonl(&bad, &[json!({"id": "x", "vector": [1.0, 2.0]})]);
+    let out = run(&daemon, &["import", "free", bad.to_str().expect("UTF-8")]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
 fn import_reads_standard_input() {
     let scratch = Scratch::new();
     let daemon = Daemon::start(&scratch);
@@ -656,7 +682,6 @@ fn bad_arguments_are_usage_errors() {
         (&["delete", "notes"], "needs document IDs"),
         (&["get", "notes"], "ID"),
         (&["import", "notes", missing], "cannot open"),
-        (&["collections", "create", "notes"], "--dim"),
         (
             &["collections", "create", ".hidden", "--dim", "4"],
             "not a collection name",

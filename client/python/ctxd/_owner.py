@@ -33,7 +33,15 @@ from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _socket, _wire
 from ._connection import Closed, open_connection
-from .errors import Error, NotRunning, ShuttingDown, StartFailed, Timeout, TransportError
+from .errors import (
+    BadRequest,
+    Error,
+    NotRunning,
+    ShuttingDown,
+    StartFailed,
+    Timeout,
+    TransportError,
+)
 
 #: `ctxd serve`'s exit status when another daemon owns the data directory (daemon/src/exit.rs).
 EXIT_IN_USE = 5
@@ -43,6 +51,8 @@ BIN_ENV = "CTXD_BIN"
 
 _BACKOFF_FIRST = 0.005
 _BACKOFF_MAX = 0.2
+#: A start is not tried with less time left than this: it would be stopped before it serves.
+_MIN_START_S = 1.0
 
 
 def canonical_dir(path: _socket.PathLike) -> str:
@@ -72,10 +82,15 @@ def directory_key(canonical: str) -> str:
 
 
 def recorded_socket(canonical: str) -> Optional[str]:
-    """The socket the directory's daemon named, or ``None`` when no daemon names one."""
+    """The socket the directory's daemon named, or ``None`` when no daemon names one.
+
+    A hint only: ``attach`` checks the daemon serves ``canonical``. On Unix a file that neither
+    this user nor root owns is ignored (the lock directory is shared by every user)."""
     sidecar = os.path.join(lock_dir(), f"data-{directory_key(canonical)}.socket")
     try:
         with open(sidecar, encoding="utf-8") as file:
+            if sys.platform != "win32" and os.fstat(file.fileno()).st_uid not in (0, os.getuid()):
+                return None
             name = file.read().rstrip("\n")
     except OSError:
         return None
@@ -105,6 +120,10 @@ def find_binary(explicit: Optional[str] = None) -> str:
     if scripts:
         beside.append(os.path.join(scripts, name))
     beside.append(os.path.join(os.path.dirname(sys.executable), name))
+    # `pip install --target DIR` (a Lambda layer's `python/`) puts the wheel's scripts in
+    # DIR/bin, beside the package.
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    beside.append(os.path.join(package_parent, "bin", name))
     for candidate in beside:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
@@ -124,13 +143,14 @@ class Holding:
     returns only once the daemon has closed every file (its closing the connection says so).
     """
 
-    def __init__(self, socket: str, timeout: Optional[float]) -> None:
+    def __init__(self, socket: str, timeout: Optional[float], data_dir: str) -> None:
         self.socket = socket
         self._pid = os.getpid()
         self._connection = open_connection(socket, timeout)
         try:
             self.server = self._call("hello", timeout, protocol=_wire.PROTOCOL_VERSION)
-            self.attached = self._call("attach", timeout)
+            # Refused, with no hold taken, by a daemon that serves another directory.
+            self.attached = self._call("attach", timeout, data_dir=data_dir)
         except BaseException:
             self._connection.close()
             raise
@@ -142,10 +162,17 @@ class Holding:
             reply = self._connection.round_trip(line, timeout)
         except Closed as e:
             raise ConnectionClosed(str(e)) from None
+        except OSError:  # socket.timeout
+            raise Timeout(f"ctxd at {self.socket} did not answer `{op}` within {timeout} s") from None
         return _wire.decode_reply(reply, 0, op)
 
     def detach(self, stop_timeout: Optional[float]) -> bool:
-        """Lets go; returns whether the daemon stopped because of it (and has, by now)."""
+        """Lets go; returns whether the daemon has stopped (because of this, or of anything
+        else that stopped it meanwhile), in which case every file is closed by now.
+
+        The daemon keeps a holding connection open until the end of any shutdown, so the
+        connection's end is the signal: after the last ``detach``, or when the daemon was
+        stopping anyway (``ctxd stop``, SIGTERM) and reads no more requests."""
         if not self._open:
             return False
         self._open = False
@@ -155,9 +182,12 @@ class Holding:
                 # parent's hold. Closing the child's copy of the socket changes nothing.
                 return False
             try:
-                result = self._call("detach", 30.0)
-            except (ConnectionClosed, TransportError, Error):
-                # The daemon is gone or stopping already: nothing is held.
+                result = self._call("detach", stop_timeout)
+            except ConnectionClosed:
+                return True
+            except Timeout:
+                raise
+            except Error:
                 return False
             if not result.get("stopping"):
                 return False
@@ -192,34 +222,39 @@ def hold(
     deadline = time.monotonic() + start_timeout
     pause = _BACKOFF_FIRST
     resolved_binary: Optional[str] = None
+    started_once = False
     while True:
-        socket = recorded_socket(canonical)
-        if socket is not None:
-            held = _try_hold(socket, timeout)
+        # The socket the owner named, and the one a daemon started for this directory by
+        # any client listens on (found even if naming it failed).
+        for socket in dict.fromkeys(filter(None, (recorded_socket(canonical), private_socket(canonical)))):
+            held = _try_hold(socket, timeout, canonical)
             if held is not None:
                 return held, None
         if resolved_binary is None:
             resolved_binary = find_binary(binary)
+        if started_once and deadline - time.monotonic() < _MIN_START_S:
+            raise Timeout(
+                f"no ctxd answered for {canonical} within {start_timeout} s: another daemon "
+                "holds its lock but does not answer (see `ctxd status`)"
+            )
         started = _start(resolved_binary, canonical, deadline, serve_args)
+        started_once = True
         if started is not None:
             process, socket = started
-            held = _try_hold(socket, timeout)
+            held = _try_hold(socket, timeout, canonical)
             if held is not None:
                 return held, process
-        if time.monotonic() + pause > deadline:
-            raise Timeout(
-                f"no ctxd took or answered for {canonical} within {start_timeout} s: another "
-                "daemon holds its lock but does not answer (see `ctxd status`)"
-            )
-        # Another daemon holds the lock: it is about to name its socket, or stopping.
+        # Another daemon holds the lock: it is about to serve and name its socket, or stopping.
         time.sleep(pause)
         pause = min(pause * 2, _BACKOFF_MAX)
 
 
-def _try_hold(socket: str, timeout: Optional[float]) -> Optional[Holding]:
+def _try_hold(socket: str, timeout: Optional[float], canonical: str) -> Optional[Holding]:
+    """A hold on the daemon at ``socket`` if it serves ``canonical``; ``None`` when nothing
+    listens there, it is stopping, or it serves another directory."""
     try:
-        return Holding(socket, timeout)
-    except (NotRunning, ShuttingDown, ConnectionClosed):
+        return Holding(socket, timeout, canonical)
+    except (NotRunning, ShuttingDown, ConnectionClosed, BadRequest):
         return None
 
 
@@ -290,7 +325,14 @@ def _start(
         )
     process.stdout.close()
     if line:
-        return process, json.loads(line).get("socket", socket)
+        # Whenever it exits (it may outlive this client: other processes can hold it), it is
+        # reaped here rather than left a zombie for as long as this process runs.
+        threading.Thread(target=process.wait, name="ctxd-reaper", daemon=True).start()
+        try:
+            announced = json.loads(line).get("socket", socket)
+        except ValueError:
+            announced = socket
+        return process, announced
     code = process.wait()
     if code == EXIT_IN_USE:
         return None

@@ -40,6 +40,8 @@ _ERROR_PIPE_NOT_CONNECTED = 233
 _ERROR_OPERATION_ABORTED = 995
 _ERROR_IO_PENDING = 997
 
+_SQOS_IDENTIFICATION = 0x00100000 | 0x00010000
+
 _GONE = {_ERROR_BROKEN_PIPE, _ERROR_NO_DATA, _ERROR_PIPE_NOT_CONNECTED}
 
 
@@ -62,7 +64,9 @@ class PipeConnection:
                     0,
                     _winapi.NULL,
                     _winapi.OPEN_EXISTING,
-                    _winapi.FILE_FLAG_OVERLAPPED,
+                    # SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION: whoever serves the pipe
+                    # may learn who we are, never act as us.
+                    _winapi.FILE_FLAG_OVERLAPPED | _SQOS_IDENTIFICATION,
                     _winapi.NULL,
                 )
                 break

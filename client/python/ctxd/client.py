@@ -358,6 +358,9 @@ class Client:
                 f"asked for {asked}",
                 code="collection_exists",
             )
+        if dimension is not None and existing.dimension == 0:
+            # No vector yet: the daemon fixes the dimension asked for (in one transaction).
+            existing = self._create(name, dimension, None, None, None, if_not_exists=True)
         return _with_function(existing, embedding_function)
 
     def _create(

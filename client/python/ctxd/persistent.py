@@ -73,10 +73,6 @@ class PersistentClient(Client):
         self.path: str = _owner.canonical_dir(path)
         self._holding = holding
         self._started: Optional["subprocess.Popen[bytes]"] = process
-        if process is not None:
-            # The daemon may outlive this client (other processes hold it): whenever it exits,
-            # it is reaped here rather than left a zombie for as long as this process runs.
-            threading.Thread(target=process.wait, name="ctxd-reaper", daemon=True).start()
         self._close_lock = threading.Lock()
         self._letting_go = weakref.finalize(self, holding.detach, stop_timeout)
         try:

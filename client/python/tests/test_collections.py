@@ -80,6 +80,11 @@ def test_without_a_dimension_the_first_embedding_fixes_it(client, daemon, start_
     assert client.get_or_create_collection("words", dimension=3).dimension == 3
     with pytest.raises(ctxd.CollectionExists):
         client.get_or_create_collection("words", dimension=4)
+    # Asked for with a dimension before any vector, a collection takes that one.
+    client.get_or_create_collection("asked")
+    assert client.get_or_create_collection("asked", dimension=2).dimension == 2
+    with pytest.raises(ctxd.DimensionMismatch):
+        client.get_collection("asked").upsert(ids=["x"], embeddings=[[1.0, 2.0, 3.0]])
     # Fixed durably: a new daemon on the same data reads it back.
     client.close()
     daemon.stop()

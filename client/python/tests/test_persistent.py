@@ -234,3 +234,34 @@ def test_a_daemon_nobody_attaches_to_stops_after_its_grace(
     assert daemon.wait(timeout=STOP_BOUND_S) == 0
     assert holders_of(store) == []
 
+
+
+def test_a_stale_or_planted_socket_file_never_leads_to_another_directory(daemon, store) -> None:
+    canonical = _owner.canonical_dir(store)
+    sidecar = os.path.join(_owner.lock_dir(), f"data-{_owner.directory_key(canonical)}.socket")
+    # As a `kill -9` of this directory's daemon could leave it, naming a socket that another
+    # daemon (serving another directory) now listens on.
+    with open(sidecar, "w") as file:
+        file.write(f"{daemon.socket}\n")
+    try:
+        with ctxd.PersistentClient(store) as client:
+            assert client.started_daemon, "the other directory's daemon was refused"
+            assert client.server["pid"] != daemon.pid
+            assert client.status()["data_dir"] == canonical
+        with daemon.client() as other:
+            assert other.status().get("holders", 0) == 0, "no hold was taken on the wrong one"
+    finally:
+        if os.path.exists(sidecar):
+            os.remove(sidecar)
+
+
+def test_close_after_the_daemon_was_stopped_otherwise_still_waits_for_the_files(
+    store: Path,
+) -> None:
+    client = ctxd.PersistentClient(store)
+    client.get_or_create_collection("notes").upsert(ids=["a"], embeddings=[[1.0, 0.0]])
+    pid = client.server["pid"]
+    os.kill(pid, signal.SIGTERM)  # `ctxd stop`, a service stop: not this client's doing
+    client.close()
+    assert holders_of(store) == [], "close() returns once every file is closed"
+    assert wait_exit(pid, STOP_BOUND_S)

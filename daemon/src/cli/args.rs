@@ -274,10 +274,9 @@ pub struct CreateArgs {
     /// 1–64 characters of A-Z a-z 0-9 _ . - (not starting with `.`).
     #[arg(value_parser = collection_name)]
     pub name: String,
-    /// The length of every vector in the collection (fixed at creation); with --embedder it
-    /// may be left out (it is the model's).
+    /// The length of every vector in the collection; left out, the first vector written fixes
+    /// it (with --embedder it is the model's).
     #[arg(long = "dim", visible_alias = "dimension", value_name = "N",
-          required_unless_present = "embedder",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DIMENSION)))]
     pub dimension: Option<u32>,
     /// A model the daemon loaded (`ctxd serve --model NAME=DIR`) that computes the vectors of
@@ -613,8 +612,8 @@ pub struct ServeArgs {
     /// With --stop-when-unused: how long after the start the first client may take to attach.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s", requires = "stop_when_unused")]
     pub unused_grace: Duration,
-    /// Print one JSON line on stdout once serving (`{"ready":true,"pid":…,"socket":…,"data_dir":…}`),
-    /// then close stdout: readiness for a program that started the daemon and reads its output.
+    /// Print one JSON line on stdout once serving (`{"ready":true,"pid":…,"socket":…,"data_dir":…}`)
+    /// and nothing more: readiness for a program that started the daemon and reads its output.
     #[arg(long)]
     pub ready_line: bool,
 }

@@ -106,7 +106,7 @@ fn embedder(c: &CollectionInfo) -> String {
 
 fn render_list(collections: &[CollectionInfo]) -> String {
     if collections.is_empty() {
-        return "no collections (create one with `ctxd collections create NAME --dim N`)".into();
+        return "no collections (create one with `ctxd collections create NAME`)".into();
     }
     let rows: Vec<Vec<String>> = collections
         .iter()

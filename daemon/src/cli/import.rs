@@ -24,6 +24,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -54,7 +55,7 @@ pub async fn run(client: &Client, args: ImportArgs, out: Output) -> ExitCode {
     };
     let checker = Checker {
         collection: info.name.clone(),
-        dimension: info.dimension,
+        dimension: AtomicU32::new(info.dimension),
     };
     // Text-only lines into a collection with an embedder wait for the model (a thousand
     // abstracts take about a minute on two cores, and the next batch waits behind them): small
@@ -519,7 +520,8 @@ fn flush(sender: &mpsc::Sender<Item>, batch: &mut Batch, batch_size: usize) -> b
 /// ([`ctxd_proto::validate`]: the daemon applies the same ones; here they get a line number).
 struct Checker {
     collection: String,
-    dimension: u32,
+    /// The collection's dimension; 0 until a vector fixes it (a collection made without one).
+    dimension: AtomicU32,
 }
 
 impl Checker {
@@ -533,7 +535,24 @@ impl Checker {
             ));
         }
         let document: Document = serde_json::from_slice(line).map_err(|e| json_error(&e))?;
-        match validate::document(&document, self.dimension) {
+        // A collection created without a dimension takes its first vector's (as the daemon
+        // will): later lines are checked against it.
+        let dimension = match (self.dimension.load(Ordering::Relaxed), &document.vector) {
+            (0, Some(vector)) => {
+                let first = u32::try_from(vector.len()).unwrap_or(u32::MAX);
+                match self.dimension.compare_exchange(
+                    0,
+                    first,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => first,
+                    Err(fixed) => fixed,
+                }
+            }
+            (dimension, _) => dimension,
+        };
+        match validate::document(&document, dimension) {
             Ok(_) => Ok(document),
             // The one rule whose words need the collection's name.
             Err(DocumentError::Dimension {

@@ -119,16 +119,26 @@ impl PidLock {
 
     /// Names the socket the holder listens on in a file beside the lock (`….lock` becomes
     /// `….socket`), so a client that knows only the data directory finds its daemon
-    /// (`ctxd.PersistentClient` reads it: see [`lock_data_dir`]). Written once the socket is
-    /// bound, whole or not at all (a temporary file renamed over it), and removed before the
+    /// (`ctxd.PersistentClient` reads it: see [`lock_data_dir`]). Written once the daemon
+    /// serves, whole or not at all (a temporary file renamed over it), and removed before the
     /// lock is let go. A file beside the lock rather than a line in it because Windows does not
-    /// let other processes read a locked file.
+    /// let other processes read a locked file. It is a hint, never trusted alone: a `kill -9`
+    /// leaves it behind, and the directory is shared by every user, so a client checks with
+    /// `attach { data_dir }` that the daemon it reaches serves the directory it means.
     pub fn record_socket(&mut self, socket: &Path) -> io::Result<()> {
         let sidecar = self.path.with_extension("socket");
         let partial = self
             .path
             .with_extension(format!("socket.{}", std::process::id()));
-        let written = std::fs::write(&partial, format!("{}\n", socket.display()))
+        // `create_new`: a file another user planted under the temporary name is not written
+        // through (the lock directory is shared by every user); one of ours left by a process
+        // that had this pid before is removed first.
+        let _ = std::fs::remove_file(&partial);
+        let written = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&partial)
+            .and_then(|mut file| writeln!(file, "{}", socket.display()))
             .and_then(|()| std::fs::rename(&partial, &sidecar));
         if written.is_err() {
             let _ = std::fs::remove_file(&partial);

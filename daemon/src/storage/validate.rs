@@ -51,12 +51,14 @@ pub fn upsert(
     Ok(())
 }
 
-/// An update batch: size, each id once, something to change in each, vectors by the rules
-/// (metadata is checked once merged with what is stored).
+/// An update batch: size, each id once, something to change in each, the vectors of documents
+/// that `exist` by the rules (the others are skipped; metadata is checked once merged with what
+/// is stored).
 pub fn update(
     documents: &[Document],
     dimension: u32,
     collection: &str,
+    exists: impl Fn(&str) -> bool,
 ) -> Result<(), StorageError> {
     batch(documents, "update")?;
     for doc in documents {
@@ -68,7 +70,7 @@ pub fn update(
                 doc.id
             )));
         }
-        if let Some(vector) = &doc.vector {
+        if let Some(vector) = doc.vector.as_ref().filter(|_| exists(&doc.id)) {
             rules::vector(&doc.id, vector, dimension).map_err(refuse)?;
         }
     }

@@ -292,6 +292,22 @@ fn create_collection(
                 .as_ref()
                 .is_none_or(|e| existing.embedder.as_ref().is_some_and(|x| x.name == e.name));
         if params.if_not_exists && same {
+            // Asked with a dimension, a collection that has none yet takes it now (or a later
+            // vector of another length would fix it otherwise, unasked).
+            if let Some(dimension) = params.dimension.filter(|_| existing.dimension_unfixed()) {
+                let mut collection = existing.clone();
+                collection.dimension = dimension;
+                catalog::set_dimension(conn, &collection)?;
+                let info = collection.info();
+                let set = SetEffect::New(collection.id, dimension as usize, collection.distance);
+                catalog.insert(collection);
+                return Ok(Applied {
+                    written: Written::Collection(info),
+                    changes: Vec::new(),
+                    sets: vec![set],
+                    wrote: true,
+                });
+            }
             return Ok(Applied {
                 written: Written::Collection(existing.info()),
                 changes: Vec::new(),
@@ -511,7 +527,12 @@ fn update(
         .filter(|d| existing.contains_key(&d.id))
         .find_map(|d| d.vector.as_ref());
     let sets = fix_dimension(conn, catalog, &mut collection, first)?;
-    validate::update(&params.documents, collection.dimension, &collection.name)?;
+    validate::update(
+        &params.documents,
+        collection.dimension,
+        &collection.name,
+        |id| existing.contains_key(id),
+    )?;
     same_embedder(&collection, embedded.as_ref(), || {
         params
             .documents
