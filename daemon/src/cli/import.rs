@@ -592,7 +592,7 @@ mod tests {
     fn checker() -> Checker {
         Checker {
             collection: "notes".into(),
-            dimension: 2,
+            dimension: AtomicU32::new(2),
         }
     }
 
