@@ -84,6 +84,7 @@
 mod batch;
 mod connection;
 mod error;
+pub mod owner;
 pub mod socket;
 mod vector_bytes;
 
@@ -387,6 +388,12 @@ impl Client {
     /// its socket and dropped its lock (it closes this connection last).
     pub async fn shutdown(&self) -> Result<()> {
         self.call(Shutdown {}).await?;
+        self.wait_closed().await
+    }
+
+    /// Waits until the daemon closes this client's connection (after `shutdown`, or the last
+    /// `detach` of a daemon that stops when unused), within the client's timeout.
+    pub(crate) async fn wait_closed(&self) -> Result<()> {
         let mut slot = self.connection.lock().await;
         if let Some(mut connection) = slot.take() {
             match self.timeout {

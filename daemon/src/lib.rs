@@ -54,6 +54,7 @@ mod holders;
 mod lifecycle;
 mod listener;
 mod lock;
+pub mod mcp;
 mod notify;
 mod open_files;
 mod schedule;

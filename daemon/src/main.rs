@@ -21,6 +21,13 @@ fn main() -> ExitCode {
             init_logging(args.log_level.as_deref());
             cli::serve(cli.global.socket, args)
         }
+        Command::Mcp(args) => {
+            // stdout is the protocol's; logs go to stderr, warnings only unless RUST_LOG says.
+            init_logging(Some(
+                &std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            ));
+            ctxd::mcp::run(cli.global.socket, args)
+        }
         Command::Completions(args) => cli::docs::completions(&args),
         Command::Man(args) => cli::docs::man(&args),
         #[cfg(windows)]

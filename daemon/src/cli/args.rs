@@ -75,6 +75,12 @@ pub enum Command {
     Health,
     /// Stop the daemon and wait until it has closed every file.
     Stop,
+    /// A Model Context Protocol server on stdio (for AI agents' memory): attaches to the daemon
+    /// that owns --data (or --socket's), starting one that stops when unused if none runs.
+    #[command(
+        after_help = "Tools: store_document, search, get_documents, delete_documents, list_collections.\n\nExample host configuration (Claude Desktop, Cursor, …):\n  {\"mcpServers\": {\"memory\": {\"command\": \"ctxd\", \"args\": [\"mcp\", \"--data\", \"/home/me/.local/share/ctxd\"]}}}"
+    )]
+    Mcp(McpArgs),
     /// List collections (the default), or create, drop or show one.
     Collections(CollectionsArgs),
     /// Upsert the documents of a JSON-lines file, in batches, with progress.
@@ -542,6 +548,25 @@ pub fn readable_input(path: &str) -> Result<PathBuf, String> {
         }
     }
     Ok(PathBuf::from(path))
+}
+
+/// Options of `ctxd mcp`.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The data directory whose daemon to use (found whatever socket it listens on, or
+    /// started) [default: the default data directory, as for `ctxd serve`]. With the global
+    /// --socket, that daemon is used instead.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// The collection tools use when a call names none (created if missing).
+    #[arg(long, value_name = "NAME", default_value = "memory", value_parser = collection_name)]
+    pub collection: String,
+    /// Create that collection with this model of the daemon, so search is by meaning.
+    #[arg(long, value_name = "NAME")]
+    pub embedder: Option<String>,
+    /// A model a daemon started here loads (`ctxd serve --model NAME=DIR`); repeatable.
+    #[arg(long = "model", value_name = "NAME=DIR")]
+    pub models: Vec<String>,
 }
 
 /// Options of `ctxd serve`.

@@ -166,7 +166,7 @@ pub fn client(global: args::GlobalArgs, command: Command) -> ExitCode {
             Command::Snapshot(args) => snapshot::run(&client, args, out).await,
             Command::Check(args) => snapshot::check(Some(&client), args, out).await,
             Command::Restore(args) => restore::run(&client, args, out).await,
-            Command::Serve(_) | Command::Completions(_) | Command::Man(_) => {
+            Command::Serve(_) | Command::Mcp(_) | Command::Completions(_) | Command::Man(_) => {
                 unreachable!("main runs these without a daemon")
             }
             #[cfg(windows)]

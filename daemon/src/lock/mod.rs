@@ -25,7 +25,6 @@ mod platform;
 #[path = "windows.rs"]
 mod platform;
 
-use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -175,7 +174,7 @@ fn read_pid(file: &mut File) -> Option<u32> {
 /// the holder's pid and what it guards. Once the daemon listens, `data-<hex>.socket` beside it
 /// holds the socket's path (or pipe name) and a newline: a stable format that clients read.
 pub fn lock_data_dir(canonical: &Path) -> Result<PidLock, LockError> {
-    let dir = platform::lock_dir();
+    let dir = ctxd_client::owner::lock_dir();
     platform::ensure_lock_dir(&dir).map_err(|source| LockError::Io {
         path: dir.clone(),
         source,
@@ -194,11 +193,10 @@ pub fn lock_socket(socket: &Path) -> Result<PidLock, LockError> {
 }
 
 /// The lock file name for a data directory: a digest of its canonical path, so the name is the
-/// same for every way of spelling the path and fits any file system.
+/// same for every way of spelling the path and fits any file system (clients compute the same
+/// key to find the socket file beside it: [`ctxd_client::owner`]).
 fn data_dir_lock_name(canonical: &Path) -> String {
-    let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("data-{hex}.lock")
+    format!("data-{}.lock", ctxd_client::owner::directory_key(canonical))
 }
 
 /// Opens a file for locking: read-write where possible, else read-only (a lock works on

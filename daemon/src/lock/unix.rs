@@ -1,20 +1,9 @@
-//! Unix lock locations and permissions.
+//! Unix lock files and permissions (the directory is `ctxd_client::owner::lock_dir`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-
-/// The system-wide directory of data directory locks: `/run/lock/ctxd` where the system has
-/// `/run/lock` (the FHS place for lock files, shared by every user and untouched by systemd's
-/// `PrivateTmp`), else `/tmp/ctxd-locks`. It depends on nothing a daemon is started with.
-pub(super) fn lock_dir() -> PathBuf {
-    if Path::new("/run/lock").is_dir() {
-        PathBuf::from("/run/lock/ctxd")
-    } else {
-        PathBuf::from("/tmp/ctxd-locks")
-    }
-}
+use std::path::Path;
 
 /// Creates the lock directory world-writable with the sticky bit (like `/tmp`), so daemons of
 /// every user can create their lock files and none can delete another's.

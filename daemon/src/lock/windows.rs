@@ -1,16 +1,8 @@
-//! Windows lock locations.
+//! Windows lock files (the directory is `ctxd_client::owner::lock_dir`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::path::{Path, PathBuf};
-
-/// The machine-wide directory of data directory locks: `%ProgramData%\ctxd\locks`.
-pub(super) fn lock_dir() -> PathBuf {
-    let base = std::env::var_os("ProgramData")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
-    base.join("ctxd").join("locks")
-}
+use std::path::Path;
 
 pub(super) fn ensure_lock_dir(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)
