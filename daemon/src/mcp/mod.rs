@@ -5,7 +5,7 @@
 //! `PersistentClient` does: [`ctxd_client::owner`]), so any number of sessions share one
 //! daemon, one set of open files and one model. When the host closes the session's stdin the
 //! server lets go of the daemon and exits; the last session to go stops a daemon started this
-//! way, every file closed. The tools are in [`tools`].
+//! way, every file closed. The tools are in `mcp/tools.rs`.
 
 mod tools;
 
