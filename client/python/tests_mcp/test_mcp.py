@@ -157,3 +157,25 @@ async def test_twenty_sessions_share_one_daemon_and_leave_nothing_behind(data_di
     # The last session's `ctxd mcp` returned from `detach` only once the daemon had closed its
     # files, before it exited.
     assert open_under(data_dir) == []
+
+
+MODEL = os.path.join(
+    os.path.dirname(__file__), "..", "..", "..", "..", "shared", "data", "models", "all-MiniLM-L6-v2"
+)
+
+
+@pytest.mark.skipif(not os.path.isdir(MODEL), reason="the shared model is not here")
+async def test_search_is_by_meaning_when_the_collection_embeds(data_dir: str) -> None:
+    model = os.path.realpath(MODEL)
+    async with session(data_dir, "--embedder", "minilm", "--model", f"minilm={model}") as client:
+        listed = result(await client.call_tool("list_collections"))["collections"]
+        assert listed == [{"name": "memory", "count": 0, "embedder": "minilm"}]
+        for doc_id, text in [
+            ("cat", "The cat slept on the warm windowsill all afternoon."),
+            ("tax", "Quarterly tax filings are due at the end of the month."),
+            ("boat", "We sailed the small boat across the bay at dawn."),
+        ]:
+            result(await client.call_tool("store_document", {"text": text, "id": doc_id}))
+        # No word in common with the document it should find.
+        hits = result(await client.call_tool("search", {"query": "a kitten napping", "k": 1}))
+        assert [h["id"] for h in hits["documents"]] == ["cat"]
