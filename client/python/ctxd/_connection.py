@@ -25,6 +25,75 @@ class Closed(Exception):
     """
 
 
+class LineConnection:
+    """Request lines out, reply lines in, over a transport's ``send`` and ``_read`` (a Unix
+    socket here, a Windows named pipe in ``_pipe``)."""
+
+    _buffer: bytearray
+
+    def send(self, line: bytes, timeout: Optional[float]) -> None:
+        raise NotImplementedError
+
+    def _read(self, size: int, timeout: Optional[float]) -> bytes:
+        """At most ``size`` bytes, at least one: ``socket.timeout`` when none come within
+        ``timeout``, ``Closed`` when the daemon closed the connection."""
+        raise NotImplementedError
+
+    def round_trip(self, line: bytes, timeout: Optional[float]) -> bytes:
+        """Sends one request line and returns the reply line.
+
+        If writing fails, the reply may still be there to read: the daemon can refuse a
+        connection (``permission_denied``) and close it before the request arrives, and its
+        reply says more than the broken pipe does (as in the Rust client's ``round_trip``).
+        """
+        try:
+            self.send(line, timeout)
+        except Closed as write_error:
+            try:
+                return self.receive(timeout)
+            except (Closed, socket.timeout):
+                raise write_error from None
+        return self.receive(timeout)
+
+    def receive(self, timeout: Optional[float]) -> bytes:
+        """Reads the next reply line, without its ``\\n``.
+
+        Raises ``socket.timeout`` when no full line comes within ``timeout``, and ``Closed``
+        when the daemon closes the connection first.
+        """
+        # Only the bytes added since the last look can hold the newline: scanning from there
+        # keeps a multi-megabyte reply linear rather than quadratic.
+        scanned = 0
+        while True:
+            end = self._buffer.find(b"\n", scanned)
+            if end >= 0:
+                line = bytes(self._buffer[:end])
+                del self._buffer[: end + 1]
+                return line
+            scanned = len(self._buffer)
+            self._buffer += self._read(_CHUNK, timeout)
+
+    def receive_into(self, count: int, sink: BinaryIO, timeout: Optional[float]) -> None:
+        """Reads exactly ``count`` bytes that follow a reply line and writes them to ``sink``
+        (a ``snapshot_stream``). Raises ``Closed`` when the stream ends short."""
+        remaining = count
+        if self._buffer:
+            take = min(len(self._buffer), remaining)
+            _write_all(sink, bytes(self._buffer[:take]))
+            del self._buffer[:take]
+            remaining -= take
+        while remaining:
+            try:
+                chunk = self._read(min(_CHUNK, remaining), timeout)
+            except Closed:
+                raise Closed(
+                    f"the stream ended after {count - remaining} of its {count} bytes (the "
+                    "daemon failed or stopped half way)"
+                ) from None
+            _write_all(sink, chunk)
+            remaining -= len(chunk)
+
+
 def open_connection(path: str, timeout: Optional[float]) -> "Connection":
     """A connection to the daemon at ``path``: a Unix socket, or on Windows a named pipe
     (``_pipe.PipeConnection``, the same interface)."""
@@ -35,7 +104,7 @@ def open_connection(path: str, timeout: Optional[float]) -> "Connection":
     return Connection(path, timeout)
 
 
-class Connection:
+class Connection(LineConnection):
     """A connected Unix socket with a line reader."""
 
     def __init__(self, path: str, timeout: Optional[float]) -> None:
@@ -63,22 +132,6 @@ class Connection:
         self._timeout: Optional[float] = None
         self._buffer = bytearray()
 
-    def round_trip(self, line: bytes, timeout: Optional[float]) -> bytes:
-        """Sends one request line and returns the reply line.
-
-        If writing fails, the reply may still be there to read: the daemon can refuse a
-        connection (``permission_denied``) and close it before the request arrives, and its
-        reply says more than the broken pipe does (as in the Rust client's ``round_trip``).
-        """
-        try:
-            self.send(line, timeout)
-        except Closed as write_error:
-            try:
-                return self.receive(timeout)
-            except (Closed, socket.timeout):
-                raise write_error from None
-        return self.receive(timeout)
-
     def _use_timeout(self, timeout: Optional[float]) -> None:
         """Sets the kernel's per-call send and receive timeout (``None``: wait forever)."""
         if timeout == self._timeout:
@@ -105,36 +158,21 @@ class Connection:
         except OSError as e:
             raise Closed(f"writing to ctxd failed: {e}") from e
 
-    def receive(self, timeout: Optional[float]) -> bytes:
-        """Reads the next reply line, without its ``\\n``.
-
-        Raises ``socket.timeout`` when no full line comes within ``timeout``, and ``Closed``
-        when the daemon closes the connection first.
-        """
+    def _read(self, size: int, timeout: Optional[float]) -> bytes:
         self._use_timeout(timeout)
-        # Only the bytes added since the last look can hold the newline: scanning from there
-        # keeps a multi-megabyte reply linear rather than quadratic.
-        scanned = 0
-        while True:
-            end = self._buffer.find(b"\n", scanned)
-            if end >= 0:
-                line = bytes(self._buffer[:end])
-                del self._buffer[: end + 1]
-                return line
-            scanned = len(self._buffer)
-            try:
-                chunk = self._sock.recv(_CHUNK)
-            except BlockingIOError:
-                raise socket.timeout("timed out") from None
-            except OSError as e:
-                raise Closed(f"reading from ctxd failed: {e}") from e
-            if not chunk:
-                raise Closed("ctxd closed the connection")
-            self._buffer += chunk
+        try:
+            chunk = self._sock.recv(size)
+        except BlockingIOError:
+            # The kernel's timeout ran out (EAGAIN on a blocking socket).
+            raise socket.timeout("timed out") from None
+        except OSError as e:
+            raise Closed(f"reading from ctxd failed: {e}") from e
+        if not chunk:
+            raise Closed("ctxd closed the connection")
+        return chunk
 
     def receive_into(self, count: int, sink: BinaryIO, timeout: Optional[float]) -> None:
-        """Reads exactly ``count`` bytes that follow a reply line and writes them to ``sink``
-        (a ``snapshot_stream``). Raises ``Closed`` when the stream ends short."""
+        """As ``LineConnection.receive_into``, reading into one reused buffer."""
         self._use_timeout(timeout)
         remaining = count
         if self._buffer:

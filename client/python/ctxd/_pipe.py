@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import BinaryIO, Optional
+from typing import Optional
 
 import _winapi  # type: ignore[import-not-found]  # Windows only
 
-from ._connection import Closed, _write_all
+from ._connection import Closed, LineConnection
 from .errors import NotRunning, TransportError
 
-_CHUNK = 256 * 1024
 _INFINITE = 0xFFFFFFFF
 _WAIT_OBJECT_0 = 0
 _WAIT_TIMEOUT = 0x102
@@ -51,8 +50,8 @@ def _millis(timeout: Optional[float]) -> int:
     return max(0, min(int(timeout * 1000), _INFINITE - 1))
 
 
-class PipeConnection:
-    """A connected named pipe with a line reader."""
+class PipeConnection(LineConnection):
+    """A connected named pipe with a line reader (``LineConnection``'s)."""
 
     def __init__(self, path: str, timeout: Optional[float]) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -119,18 +118,6 @@ class PipeConnection:
             raise Closed(f"pipe i/o failed (error {err})")
         return moved
 
-    def round_trip(self, line: bytes, timeout: Optional[float]) -> bytes:
-        """Sends one request line and returns the reply line (a refusal may already be
-        waiting when the write fails, as on Unix)."""
-        try:
-            self.send(line, timeout)
-        except Closed as write_error:
-            try:
-                return self.receive(timeout)
-            except (Closed, socket.timeout):
-                raise write_error from None
-        return self.receive(timeout)
-
     def send(self, line: bytes, timeout: Optional[float]) -> None:
         data = memoryview(line + b"\n")
         while data:
@@ -152,35 +139,6 @@ class PipeConnection:
         if moved == 0:
             raise Closed("ctxd closed the connection")
         return bytes(ov.getbuffer())
-
-    def receive(self, timeout: Optional[float]) -> bytes:
-        scanned = 0
-        while True:
-            end = self._buffer.find(b"\n", scanned)
-            if end >= 0:
-                line = bytes(self._buffer[:end])
-                del self._buffer[: end + 1]
-                return line
-            scanned = len(self._buffer)
-            self._buffer += self._read(_CHUNK, timeout)
-
-    def receive_into(self, count: int, sink: BinaryIO, timeout: Optional[float]) -> None:
-        remaining = count
-        if self._buffer:
-            take = min(len(self._buffer), remaining)
-            _write_all(sink, bytes(self._buffer[:take]))
-            del self._buffer[:take]
-            remaining -= take
-        while remaining:
-            try:
-                chunk = self._read(min(_CHUNK, remaining), timeout)
-            except Closed:
-                raise Closed(
-                    f"the stream ended after {count - remaining} of its {count} bytes (the "
-                    "daemon failed or stopped half way)"
-                ) from None
-            _write_all(sink, chunk)
-            remaining -= len(chunk)
 
     def is_stale(self) -> bool:
         """Whether bytes nobody asked for wait, or the daemon closed its end."""

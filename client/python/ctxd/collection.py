@@ -387,11 +387,7 @@ class Collection:
         texts = _inputs.documents(documents, count)
         if count == 0:
             return 0
-        repeated = _inputs.duplicates(id_list)
-        if repeated:
-            raise DuplicateID(
-                f"ids repeat within one call: {_preview(repeated)}", details={"ids": repeated}
-            )
+        _refuse_repeats(id_list)
         vectors = self._fill_embeddings(vectors, texts, count)
         encoded = []
         for i in range(count):
@@ -404,19 +400,7 @@ class Collection:
                 # None stays: in an update it removes the key.
                 document["metadata"] = metas[i]
             encoded.append(_wire.dumps(document).encode("utf-8"))
-        daemon_embeds = self.embedder is not None and texts is not None
-        batches = _batch.plan(
-            (len(document) for document in encoded),
-            _batch.EMBED_BATCH_DOCUMENTS if daemon_embeds else _batch.MAX_BATCH_DOCUMENTS,
-        )
-        updated = 0
-        for batch in batches:
-            body = b"[" + b",".join(encoded[batch.start : batch.stop]) + b"]"
-            result = self._client._request(
-                "update", {"collection": self.name}, raw={"documents": body}
-            )
-            updated += int(result["updated"])
-        return updated
+        return self._send("update", encoded, self.embedder is not None and texts is not None)
 
     def delete(
         self,
@@ -461,11 +445,7 @@ class Collection:
         if vectors is None and texts is None:
             raise ValueError("give `documents` (texts), `embeddings` (vectors) or both")
         vectors = self._fill_embeddings(vectors, texts, count)
-        repeated = _inputs.duplicates(id_list)
-        if repeated:
-            raise DuplicateID(
-                f"ids repeat within one call: {_preview(repeated)}", details={"ids": repeated}
-            )
+        _refuse_repeats(id_list)
         encoded = [
             self._encode_document(
                 id_list[i],
@@ -483,29 +463,34 @@ class Collection:
                     f"{_preview(existing)}; use upsert to replace documents",
                     details={"ids": existing},
                 )
-        # Documents whose vectors the daemon computes take it time: smaller requests.
         daemon_embeds = self.embedder is not None and (
             vectors is None or any(vector is None for vector in vectors)
         )
+        return self._send("upsert", encoded, daemon_embeds)
+
+    def _send(self, op: str, encoded: List[bytes], daemon_embeds: bool) -> int:
+        """Sends encoded documents as ``op`` requests in batches the daemon accepts (smaller
+        ones when the daemon computes vectors, which takes it time); returns the count the
+        daemon reports. An error from a later batch carries ``committed``: how many documents,
+        from the first, the batches before it wrote."""
         batches = _batch.plan(
             (len(document) for document in encoded),
             _batch.EMBED_BATCH_DOCUMENTS if daemon_embeds else _batch.MAX_BATCH_DOCUMENTS,
         )
-        written = 0
+        counted = "upserted" if op == "upsert" else "updated"
+        total = 0
         committed = 0
         for batch in batches:
             body = b"[" + b",".join(encoded[batch.start : batch.stop]) + b"]"
             try:
-                result = self._client._request(
-                    "upsert", {"collection": self.name}, raw={"documents": body}
-                )
+                result = self._client._request(op, {"collection": self.name}, raw={"documents": body})
             except Error as e:
                 if len(batches) > 1:
                     e.committed = committed
                 raise
-            written += int(result["upserted"])
+            total += int(result[counted])
             committed = batch.stop
-        return written
+        return total
 
     def _fill_embeddings(
         self, vectors: Optional[List[Any]], texts: Optional[List[Any]], count: int
@@ -564,6 +549,15 @@ class Collection:
             )
             found.extend(document["id"] for document in reply["documents"])
         return found
+
+
+def _refuse_repeats(ids: List[str]) -> None:
+    """``DuplicateID``, before anything is sent, for an id given twice in one call."""
+    repeated = _inputs.duplicates(ids)
+    if repeated:
+        raise DuplicateID(
+            f"ids repeat within one call: {_preview(repeated)}", details={"ids": repeated}
+        )
 
 
 def _preview(ids: List[str], limit: int = 5) -> str:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -22,6 +24,10 @@ from langchain_tests.integration_tests.vectorstores import VectorStoreIntegratio
 
 import ctxd
 from ctxd.langchain import CtxdVectorStore
+
+# The main suite's /proc helpers (tests/procs.py), shared by every suite.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from procs import holders_of  # noqa: E402
 
 
 @pytest.fixture
@@ -45,21 +51,6 @@ class TestCtxdStandard(VectorStoreIntegrationTests):
 
 
 EMBED = DeterministicFakeEmbedding(size=8)
-
-
-def open_under(directory: str) -> list:
-    """Descriptors of any process that point under ``directory`` (Linux /proc)."""
-    root = os.path.realpath(directory) + os.sep
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if target.startswith(root):
-                    found.append(f"{pid}:{target}")
-        except OSError:
-            continue
-    return found
 
 
 def test_hybrid_search_filters_and_retriever(store_dir: str) -> None:
@@ -105,7 +96,7 @@ def test_a_store_opened_with_path_leaves_no_file_open(store_dir: str) -> None:
     pid = store.client.server["pid"]
     store.close()
     # close() returned once the daemon it started had closed every file.
-    assert open_under(store_dir) == [], f"daemon {pid} still holds files"
+    assert holders_of(store_dir) == [], f"daemon {pid} still holds files"
     reopened = CtxdVectorStore("notes", embedding=EMBED, path=store_dir)
     try:
         assert len(reopened.similarity_search("one", k=5)) == 2

@@ -10,13 +10,19 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import tempfile
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, AsyncIterator, Dict, List
 
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+
+# The main suite's /proc helpers (tests/procs.py), shared by every suite.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from procs import holders_of  # noqa: E402
 
 BIN = os.environ.get("CTXD_BIN", "ctxd")
 
@@ -58,20 +64,6 @@ def processes_named(word: str) -> List[int]:
         if len(argv) > 1 and os.path.basename(argv[0]) == b"ctxd" and argv[1] == word.encode():
             found.append(int(pid))
     return found
-
-
-def open_under(directory: str) -> List[str]:
-    root = os.path.realpath(directory) + os.sep
-    held = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if target.startswith(root):
-                    held.append(f"{pid}:{target}")
-        except OSError:
-            continue
-    return held
 
 
 async def test_every_tool_through_the_official_sdk(data_dir: str) -> None:
@@ -156,7 +148,7 @@ async def test_twenty_sessions_share_one_daemon_and_leave_nothing_behind(data_di
     assert processes_named("mcp") == []
     # The last session's `ctxd mcp` returned from `detach` only once the daemon had closed its
     # files, before it exited.
-    assert open_under(data_dir) == []
+    assert holders_of(data_dir) == []
 
 
 MODEL = os.path.join(
