@@ -109,3 +109,20 @@ pub(crate) fn documents<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Document>
 pub(crate) fn ids<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     optional_bounded(d, MAX_IDS, "ids in one request; split it")
 }
+
+/// A filter's JSON (`filter`, `text_filter`), read as text first so one larger than
+/// [`MAX_FILTER_BYTES`] is refused before it is parsed into a tree; `what` names it.
+pub(crate) fn filter_json<'de, D: Deserializer<'de>>(
+    d: D,
+    what: &str,
+) -> Result<serde_json::Value, D::Error> {
+    let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+    if raw.get().len() > crate::limits::MAX_FILTER_BYTES {
+        return Err(de::Error::custom(format!(
+            "the {what} is {} bytes of JSON; the maximum is {}",
+            raw.get().len(),
+            crate::limits::MAX_FILTER_BYTES
+        )));
+    }
+    serde_json::from_str(raw.get()).map_err(de::Error::custom)
+}

@@ -13,11 +13,9 @@
 //! lacks the field, or holds a value of another type, matches no comparison except `$ne` and
 //! `$nin`.
 
-use crate::limits::MAX_FILTER_BYTES;
 use serde::de::{self, Deserializer};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 
 /// A parsed metadata filter.
@@ -228,17 +226,10 @@ impl Serialize for Filter {
 }
 
 impl<'de> Deserialize<'de> for Filter {
-    /// Reads the filter as JSON text first, so one larger than [`MAX_FILTER_BYTES`] is refused
+    /// Reads the filter as JSON text first, so one larger than [`MAX_FILTER_BYTES`](crate::limits::MAX_FILTER_BYTES) is refused
     /// before it is parsed into a tree.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = Box::<RawValue>::deserialize(deserializer)?;
-        if raw.get().len() > MAX_FILTER_BYTES {
-            return Err(de::Error::custom(format!(
-                "the filter is {} bytes of JSON; the maximum is {MAX_FILTER_BYTES}",
-                raw.get().len()
-            )));
-        }
-        let value: Value = serde_json::from_str(raw.get()).map_err(de::Error::custom)?;
+        let value = crate::bounded::filter_json(deserializer, "filter")?;
         Filter::from_value(&value).map_err(de::Error::custom)
     }
 }

@@ -15,12 +15,10 @@
 //! (metadata), a document must match both. The daemon checks a `$regex` pattern before running
 //! it: an invalid one is `bad_request` naming the error.
 
-use crate::limits::MAX_FILTER_BYTES;
 use serde::de::{self, Deserializer};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 /// A parsed text filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,17 +112,10 @@ impl Serialize for TextFilter {
 }
 
 impl<'de> Deserialize<'de> for TextFilter {
-    /// Reads the filter as JSON text first, so one larger than [`MAX_FILTER_BYTES`] is refused
+    /// Reads the filter as JSON text first, so one larger than [`MAX_FILTER_BYTES`](crate::limits::MAX_FILTER_BYTES) is refused
     /// before it is parsed into a tree.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = Box::<RawValue>::deserialize(deserializer)?;
-        if raw.get().len() > MAX_FILTER_BYTES {
-            return Err(de::Error::custom(format!(
-                "the text filter is {} bytes of JSON; the maximum is {MAX_FILTER_BYTES}",
-                raw.get().len()
-            )));
-        }
-        let value: Value = serde_json::from_str(raw.get()).map_err(de::Error::custom)?;
+        let value = crate::bounded::filter_json(deserializer, "text filter")?;
         TextFilter::from_value(&value).map_err(de::Error::custom)
     }
 }
