@@ -7,11 +7,13 @@
 //! SciFact abstracts, 2 cores: 47 % of it), in passes over the attention scores, which for 32
 //! texts of 256 tokens are 100 MB per layer: a division by √d, the mask, and a softmax of four
 //! passes; and in GELU's `erf`, one libm call per element. Here the scale is folded into the
-//! query weights, the mask is added only when the batch has padding, softmax and GELU are one
-//! vectorized pass each (`kernels.rs`), and the three projections are one matrix product.
+//! query weights, batches are packed so there is no padding and no mask (see
+//! [`Bert::forward`]), attention is one pass per text and head that keeps its scores in the
+//! cache, GELU one vectorized pass (both `kernels.rs`), and the three projections are one
+//! matrix product.
 
 use super::kernels;
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
@@ -24,7 +26,6 @@ pub struct Bert {
     layers: Vec<Layer>,
     activation: HiddenAct,
     heads: usize,
-    head_size: usize,
 }
 
 struct Layer {
@@ -126,56 +127,37 @@ impl Bert {
             layers,
             activation: config.hidden_act,
             heads,
-            head_size,
         })
     }
 
-    /// The last hidden states, `(rows, len, hidden)`, of `ids` and `type_ids` (`(rows, len)`).
-    /// `mask` (`(rows, len)`, 1 for a token, 0 for padding) is needed only if a row is padded.
+    /// The last hidden states, `(tokens, hidden)`, of a packed batch: the texts' tokens one
+    /// after another with no padding, `ids`, `type_ids` and `positions` one value per token,
+    /// and `lens` each text's token count, in order.
+    ///
+    /// Packing is why a batch of texts of different lengths costs what its tokens cost: the
+    /// projections, feed-forward layers and norms — nearly all of the work — run once over
+    /// every token, and attention, which must not look across texts, runs per text
+    /// ([`kernels::attention`]). Padded batches (Hugging Face's, sentence-transformers') also
+    /// spend the projections on every padding position.
     pub fn forward(
         &self,
         ids: &Tensor,
         type_ids: &Tensor,
-        mask: Option<&Tensor>,
+        positions: &Tensor,
+        lens: &[usize],
     ) -> Result<Tensor> {
-        let (_, len) = ids.dims2()?;
         let x = (self.word.forward(ids)? + self.token_type.forward(type_ids)?)?;
-        let x = x.broadcast_add(&self.position.narrow(0, 0, len)?)?;
+        let x = (x + self.position.index_select(positions, 0)?)?;
         let mut x = self.norm.forward(&x)?;
-        // Padding keys get the most negative score, so softmax gives them no weight (as
-        // Hugging Face's extended attention mask).
-        let bias = match mask {
-            Some(mask) => {
-                let mask = mask.to_dtype(DType::F32)?.unsqueeze(1)?.unsqueeze(1)?;
-                Some(((1.0 - mask)? * f64::from(f32::MIN))?)
-            }
-            None => None,
-        };
         for layer in &self.layers {
-            x = self.layer(layer, &x, bias.as_ref())?;
+            x = self.layer(layer, &x, lens)?;
         }
         Ok(x)
     }
 
-    fn layer(&self, layer: &Layer, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        let (rows, len, hidden) = x.dims3()?;
-        let qkv = dense(&layer.qkv, x)?
-            .reshape((rows, len, 3, self.heads, self.head_size))?
-            .permute((2, 0, 3, 1, 4))?;
-        let q = qkv.get(0)?.contiguous()?;
-        let k = qkv.get(1)?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
-        let scores = q.matmul(&k.t()?)?;
-        let scores = match bias {
-            Some(bias) => scores.broadcast_add(bias)?,
-            None => scores,
-        };
-        let probs = kernels::softmax_last_dim(&scores)?;
-        let context = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((rows, len, hidden))?;
+    fn layer(&self, layer: &Layer, x: &Tensor, lens: &[usize]) -> Result<Tensor> {
+        let qkv = dense(&layer.qkv, x)?;
+        let context = kernels::attention(&qkv, lens, self.heads)?;
         let x = layer
             .attention_norm
             .forward(&(dense(&layer.attention_out, &context)? + x)?)?;

@@ -20,8 +20,8 @@ mod model;
 mod pool;
 pub(crate) mod prepare;
 
-pub use model::Model;
-pub use pool::PoolError;
+pub use model::{Model, Tokens};
+pub use pool::{PASS_TOKENS, PoolError};
 
 use ctxd_proto::{CollectionEmbedder, ModelInfo};
 use pool::Pool;

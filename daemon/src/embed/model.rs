@@ -17,7 +17,7 @@ use candle_transformers::models::bert::Config;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
 /// A loaded model.
 pub struct Model {
@@ -34,7 +34,7 @@ pub struct Model {
 /// How token vectors become one text vector (`1_Pooling/config.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pooling {
-    /// The mean of the text's token vectors (padding excluded).
+    /// The mean of the text's token vectors.
     Mean,
     /// The first token's (`[CLS]`) vector.
     Cls,
@@ -174,38 +174,70 @@ impl Model {
         &self.dir
     }
 
-    /// The vectors of `texts`, in order, computed in one forward pass (the texts are padded to
-    /// the longest of them, so callers batch texts of similar length).
-    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// The tokens of each of `texts`, truncated to [`Model::max_tokens`].
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Tokens>, ModelError> {
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| ModelError::Run(format!("tokenizing failed: {e}")))?;
-        let rows = encodings.len();
-        let len = encodings.first().map_or(0, |e| e.get_ids().len());
-        let mut ids = Vec::with_capacity(rows * len);
-        let mut type_ids = Vec::with_capacity(rows * len);
-        let mut mask = Vec::with_capacity(rows * len);
-        for encoding in &encodings {
-            ids.extend_from_slice(encoding.get_ids());
-            type_ids.extend_from_slice(encoding.get_type_ids());
-            mask.extend_from_slice(encoding.get_attention_mask());
+        let tokens: Vec<Tokens> = encodings
+            .into_iter()
+            .map(|e| Tokens {
+                ids: e.get_ids().to_vec(),
+                type_ids: e.get_type_ids().to_vec(),
+            })
+            .collect();
+        // Refused here rather than in a pass, where it would fail the other texts sharing it.
+        if tokens.iter().any(Tokens::is_empty) {
+            return Err(ModelError::Run(
+                "a text has no tokens (the tokenizer adds no [CLS]/[SEP])".to_owned(),
+            ));
+        }
+        Ok(tokens)
+    }
+
+    /// The vectors of `texts`, in order, computed in one forward pass (for texts already
+    /// tokenized, [`Model::embed_tokens`]).
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let tokens = self.tokenize(texts)?;
+        self.embed_tokens(&tokens.iter().collect::<Vec<_>>())
+    }
+
+    /// The vectors of `texts`, in order, computed in one forward pass over all their tokens
+    /// packed together (no padding: the pass costs what the tokens cost, whatever the mix of
+    /// lengths). Callers bound the tokens of one pass (the pool's [`PASS_TOKENS`]).
+    ///
+    /// [`PASS_TOKENS`]: super::PASS_TOKENS
+    pub fn embed_tokens(&self, texts: &[&Tokens]) -> Result<Vec<Vec<f32>>, ModelError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let total: usize = texts.iter().map(|t| t.len()).sum();
+        let mut ids = Vec::with_capacity(total);
+        let mut type_ids = Vec::with_capacity(total);
+        let mut positions = Vec::with_capacity(total);
+        let mut lens = Vec::with_capacity(texts.len());
+        for text in texts {
+            if text.is_empty() {
+                return Err(ModelError::Run("a text has no tokens".to_owned()));
+            }
+            ids.extend_from_slice(&text.ids);
+            type_ids.extend_from_slice(&text.type_ids);
+            positions.extend(0..text.len() as u32);
+            lens.push(text.len());
         }
         let run = |e: candle_core::Error| ModelError::Run(format!("the forward pass failed: {e}"));
         let device = Device::Cpu;
         let hidden: Vec<f32> = device.with_context(|| -> Result<Vec<f32>, ModelError> {
-            let tensor = |values: &[u32]| Tensor::from_slice(values, (rows, len), &device);
-            let ids = tensor(&ids).map_err(run)?;
-            let type_ids = tensor(&type_ids).map_err(run)?;
-            // Rows of one length (texts cut at the window, or a single query) need no mask.
-            let padded = mask.contains(&0);
-            let attention = padded.then(|| tensor(&mask)).transpose().map_err(run)?;
+            let tensor = |values: &[u32]| Tensor::from_slice(values, total, &device);
             let output = self
                 .bert
-                .forward(&ids, &type_ids, attention.as_ref())
+                .forward(
+                    &tensor(&ids).map_err(run)?,
+                    &tensor(&type_ids).map_err(run)?,
+                    &tensor(&positions).map_err(run)?,
+                    &lens,
+                )
                 .map_err(run)?;
             output
                 .flatten_all()
@@ -213,41 +245,55 @@ impl Model {
                 .map_err(run)
         })?;
         let width = self.dimension;
-        if hidden.len() != rows * len * width {
+        if hidden.len() != total * width {
             return Err(ModelError::Run(format!(
-                "the model returned {} values for {rows} texts of {len} tokens and {width} dimensions",
+                "the model returned {} values for {total} tokens of {width} dimensions",
                 hidden.len()
             )));
         }
-        Ok((0..rows)
-            .map(|row| {
-                let tokens = &hidden[row * len * width..(row + 1) * len * width];
-                let mask = &mask[row * len..(row + 1) * len];
-                let mut vector = pool(self.pooling, tokens, mask, width);
-                if self.normalize {
-                    normalize(&mut vector);
-                }
-                vector
-            })
-            .collect())
+        let mut vectors = Vec::with_capacity(texts.len());
+        let mut start = 0;
+        for len in lens {
+            let end = start + len * width;
+            let mut vector = pool(self.pooling, &hidden[start..end], width);
+            if self.normalize {
+                normalize(&mut vector);
+            }
+            vectors.push(vector);
+            start = end;
+        }
+        Ok(vectors)
     }
 }
 
-/// One text's vector from its token vectors (`tokens`: `mask.len()` rows of `width`).
-fn pool(pooling: Pooling, tokens: &[f32], mask: &[u32], width: usize) -> Vec<f32> {
-    let rows = || {
-        tokens
-            .chunks_exact(width)
-            .zip(mask)
-            .filter(|&(_, &m)| m != 0)
-            .map(|(row, _)| row)
-    };
+/// A text's token ids (and token type ids), as the tokenizer gave them: `[CLS] … [SEP]`, cut
+/// at the model's window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tokens {
+    ids: Vec<u32>,
+    type_ids: Vec<u32>,
+}
+
+impl Tokens {
+    /// How many tokens.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// No tokens at all (a tokenizer without `[CLS]`/`[SEP]`, given an empty text).
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// One text's vector from its token vectors (`tokens`: rows of `width`, padding-free).
+fn pool(pooling: Pooling, tokens: &[f32], width: usize) -> Vec<f32> {
     match pooling {
         Pooling::Cls => tokens[..width].to_vec(),
         Pooling::Mean => {
             let mut sum = vec![0f32; width];
             let mut count = 0f32;
-            for row in rows() {
+            for row in tokens.chunks_exact(width) {
                 for (s, v) in sum.iter_mut().zip(row) {
                     *s += v;
                 }
@@ -260,7 +306,7 @@ fn pool(pooling: Pooling, tokens: &[f32], mask: &[u32], width: usize) -> Vec<f32
         }
         Pooling::Max => {
             let mut max = vec![f32::MIN; width];
-            for row in rows() {
+            for row in tokens.chunks_exact(width) {
                 for (m, v) in max.iter_mut().zip(row) {
                     *m = m.max(*v);
                 }
@@ -296,7 +342,7 @@ fn pooling(path: &Path) -> Result<Pooling, ModelError> {
     }
 }
 
-/// The tokenizer, padding each batch to its longest text and truncating to `max_tokens`.
+/// The tokenizer, truncating to `max_tokens` and never padding (batches are packed).
 ///
 /// A published `tokenizer.json` may carry the fixed padding and truncation it was exported with
 /// (all-MiniLM-L6-v2's pads every text to 128 tokens and cuts it there); sentence-transformers
@@ -304,21 +350,7 @@ fn pooling(path: &Path) -> Result<Pooling, ModelError> {
 fn tokenizer(path: &Path, max_tokens: usize) -> Result<Tokenizer, ModelError> {
     let mut tokenizer = Tokenizer::from_file(path)
         .map_err(|e| ModelError::file(path, format!("is not a tokenizer: {e}")))?;
-    let (pad_id, pad_type_id, pad_token) = match tokenizer.get_padding() {
-        Some(p) => (p.pad_id, p.pad_type_id, p.pad_token.clone()),
-        None => {
-            let token = "[PAD]".to_owned();
-            let id = tokenizer.token_to_id(&token).unwrap_or(0);
-            (id, 0, token)
-        }
-    };
-    tokenizer.with_padding(Some(PaddingParams {
-        strategy: PaddingStrategy::BatchLongest,
-        pad_id,
-        pad_type_id,
-        pad_token,
-        ..PaddingParams::default()
-    }));
+    tokenizer.with_padding(None);
     tokenizer
         .with_truncation(Some(TruncationParams {
             max_length: max_tokens,
@@ -350,13 +382,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mean_pooling_skips_padding_and_normalize_gives_unit_length() {
-        // Two tokens of width 2 and one padding token.
-        let tokens = [1.0, 2.0, 3.0, 4.0, 100.0, 100.0];
-        let mut mean = pool(Pooling::Mean, &tokens, &[1, 1, 0], 2);
+    fn pooling_and_normalize_give_what_sentence_transformers_does() {
+        // Two tokens of width 2.
+        let tokens = [1.0, 2.0, 3.0, 4.0];
+        let mut mean = pool(Pooling::Mean, &tokens, 2);
         assert_eq!(mean, vec![2.0, 3.0]);
-        assert_eq!(pool(Pooling::Max, &tokens, &[1, 1, 0], 2), vec![3.0, 4.0]);
-        assert_eq!(pool(Pooling::Cls, &tokens, &[1, 1, 0], 2), vec![1.0, 2.0]);
+        assert_eq!(pool(Pooling::Max, &tokens, 2), vec![3.0, 4.0]);
+        assert_eq!(pool(Pooling::Cls, &tokens, 2), vec![1.0, 2.0]);
         normalize(&mut mean);
         let length: f32 = mean.iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((length - 1.0).abs() < 1e-6);

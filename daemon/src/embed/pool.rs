@@ -1,25 +1,31 @@
 //! The thread a model runs on: a bounded queue of requests, served in batches.
 //!
 //! Every request waiting (up to [`QUEUE`]) is served at once, a round at a time: a round takes
-//! up to [`BATCH`] texts in turn from each waiting request, so a one-line query that arrives
-//! behind a thousand-document upsert rides in the very next forward pass instead of waiting
-//! for the whole upsert. Within a request, texts go longest first (as sentence-transformers
-//! sorts them), so the texts of one pass have similar lengths and little padding. A request
-//! whose caller has gone (its connection closed, the daemon stopping) is dropped before the
-//! next round, so abandoned work costs at most the round in progress.
+//! texts in turn from each waiting request until it holds [`PASS_TOKENS`] tokens, so a
+//! one-line query that arrives behind a thousand-document upsert rides in the very next
+//! forward pass instead of waiting for the whole upsert. A request's texts are tokenized when
+//! it arrives. Passes are packed (no padding, [`Model::embed_tokens`]), so neither sorting by
+//! length nor like lengths in a pass matter, and a round is bounded by tokens rather than
+//! texts: a round of short queries holds hundreds of them, which is what makes a batch of
+//! queries cheap, and a round of texts cut at the window holds 32, as before. A request whose caller has gone
+//! (its connection closed, the daemon stopping) is dropped before the next round, so abandoned
+//! work costs at most the round in progress.
 //!
 //! The storage thread, the read threads and the release gate never wait for this thread: the
 //! vectors of a request are computed before it enters any of them.
 
 use super::ModelError;
-use super::model::Model;
+use super::model::{Model, Tokens};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// Texts per forward pass (sentence-transformers' default `batch_size`).
-pub const BATCH: usize = 32;
+/// Tokens per forward pass: 32 texts of a 256-token window, sentence-transformers' default
+/// `batch_size` for such texts. It bounds how long a query waits behind other work (one pass,
+/// about 1.5 s for all-MiniLM-L6-v2 on two cores) and the pass's memory (its widest activation,
+/// the intermediate layer, is 8,192 × 1,536 floats: 50 MB).
+pub const PASS_TOKENS: usize = 32 * 256;
 
 /// Requests that may wait for the model; more are refused with `busy`.
 pub const QUEUE: usize = 256;
@@ -80,10 +86,10 @@ impl Pool {
     }
 }
 
-/// A request being served: its texts longest first, the vectors so far.
+/// A request being served: its texts' tokens, the vectors so far.
 struct Active {
     job: Job,
-    order: Vec<usize>,
+    tokens: Vec<Tokens>,
     next: usize,
     vectors: Vec<Vec<f32>>,
     done: usize,
@@ -91,17 +97,20 @@ struct Active {
 }
 
 impl Active {
-    fn new(job: Job) -> Active {
-        let mut order: Vec<usize> = (0..job.texts.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(job.texts[i].len()));
+    fn new(model: &Model, job: Job) -> Active {
+        let texts: Vec<&str> = job.texts.iter().map(String::as_str).collect();
+        let (tokens, failed) = match model.tokenize(&texts) {
+            Ok(tokens) => (tokens, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
         let vectors = vec![Vec::new(); job.texts.len()];
         Active {
             job,
-            order,
+            tokens,
             next: 0,
             vectors,
             done: 0,
-            failed: None,
+            failed,
         }
     }
 
@@ -115,36 +124,39 @@ fn serve(model: &Model, inbox: &Receiver<Job>) {
     loop {
         if active.is_empty() {
             match inbox.recv() {
-                Ok(job) => active.push_back(Active::new(job)),
+                Ok(job) => active.push_back(Active::new(model, job)),
                 Err(_) => return,
             }
         }
-        active.extend(inbox.try_iter().map(Active::new));
+        active.extend(inbox.try_iter().map(|job| Active::new(model, job)));
         active.retain(|a| !a.job.reply.is_closed());
 
-        // One round: texts in turn from each request, up to BATCH.
-        let mut picks: Vec<(usize, usize)> = Vec::with_capacity(BATCH);
+        // One round: texts in turn from each request, up to PASS_TOKENS tokens (at least one
+        // text, whatever its length).
+        let mut picks: Vec<(usize, usize)> = Vec::new();
+        let mut tokens = 0;
         'fill: loop {
             let before = picks.len();
             for (j, a) in active.iter_mut().enumerate() {
-                if picks.len() == BATCH {
+                if a.failed.is_some() || a.next == a.tokens.len() {
+                    continue;
+                }
+                let i = a.next;
+                let len = a.tokens[i].len();
+                if !picks.is_empty() && tokens + len > PASS_TOKENS {
                     break 'fill;
                 }
-                if a.next < a.order.len() {
-                    picks.push((j, a.order[a.next]));
-                    a.next += 1;
-                }
+                picks.push((j, i));
+                tokens += len;
+                a.next += 1;
             }
             if picks.len() == before {
                 break;
             }
         }
         if !picks.is_empty() {
-            let texts: Vec<&str> = picks
-                .iter()
-                .map(|&(j, i)| active[j].job.texts[i].as_str())
-                .collect();
-            match model.embed(&texts) {
+            let texts: Vec<&Tokens> = picks.iter().map(|&(j, i)| &active[j].tokens[i]).collect();
+            match model.embed_tokens(&texts) {
                 Ok(vectors) => {
                     for (&(j, i), vector) in picks.iter().zip(vectors) {
                         active[j].vectors[i] = vector;
