@@ -325,7 +325,7 @@ class Collection:
         loses the parts not given again (ChromaDB's ``upsert`` keeps nothing either).
 
         Large calls are split into requests of at most 1000 documents and 16 MiB (the
-        protocol's batch limit; 64 documents when the daemon embeds them, so that each
+        protocol's batch limit; 128 KiB when the daemon embeds them, so that each
         request answers within the client's timeout), sent one after another on one
         connection. Each request is
         atomic; the call as a whole is not. If a request fails, the error raised is the
@@ -475,7 +475,8 @@ class Collection:
         from the first, the batches before it wrote."""
         batches = _batch.plan(
             (len(document) for document in encoded),
-            _batch.EMBED_BATCH_DOCUMENTS if daemon_embeds else _batch.MAX_BATCH_DOCUMENTS,
+            _batch.MAX_BATCH_DOCUMENTS,
+            _batch.EMBED_BATCH_BYTES if daemon_embeds else _batch.UPSERT_BATCH_BYTES,
         )
         counted = "upserted" if op == "upsert" else "updated"
         total = 0
