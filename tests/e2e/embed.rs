@@ -286,6 +286,70 @@ async fn computed_vectors_match_sentence_transformers_and_text_searches_by_meani
     assert_eq!(embedder.sha256, status.models[0].sha256);
 }
 
+/// Requests waiting at once share packed forward passes (no padding, texts of every length one
+/// after another): long abstracts from one client, more tokens than one pass holds, and short
+/// queries from three others, all at once; each text still gets its own vector.
+#[tokio::test]
+async fn concurrent_requests_of_mixed_lengths_each_get_their_own_vector() {
+    let scratch = Scratch::new();
+    let daemon = start(&scratch);
+    let client = daemon.client().await;
+    create_embedding(&client, "mixed").await;
+
+    let docs = texts("scifact/docs.jsonl");
+    let doc_vectors = vectors("scifact/doc_vectors.f32");
+    let queries = texts("scifact/queries.jsonl");
+    let query_vectors = vectors("scifact/query_vectors.f32");
+    // The 36 longest abstracts: each cut at the 256-token window, 9,216 tokens in all, past
+    // one pass's 8,192.
+    let mut longest: Vec<usize> = (0..docs.len()).collect();
+    longest.sort_by_key(|&i| std::cmp::Reverse(docs[i].1.len()));
+    let mut requests: Vec<Vec<(String, String, &[f32])>> = vec![
+        longest[..36]
+            .iter()
+            .map(|&i| (docs[i].0.clone(), docs[i].1.clone(), &doc_vectors[i][..]))
+            .collect(),
+    ];
+    for part in 0..3 {
+        requests.push(
+            (part * 20..part * 20 + 20)
+                .map(|i| {
+                    (
+                        format!("q{}", queries[i].0),
+                        queries[i].1.clone(),
+                        &query_vectors[i][..],
+                    )
+                })
+                .collect(),
+        );
+    }
+
+    let mut tasks = Vec::new();
+    for request in &requests {
+        let writer = daemon.client().await;
+        let documents: Vec<Document> = request
+            .iter()
+            .map(|(id, text, _)| text_doc(id, text))
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            upsert(&writer, "mixed", documents).await
+        }));
+    }
+    for task in tasks {
+        task.await
+            .expect("the task")
+            .expect("a concurrent text-only upsert");
+    }
+    for request in &requests {
+        let ids: Vec<String> = request.iter().map(|(id, _, _)| id.clone()).collect();
+        let got = stored_vectors(&client, "mixed", &ids).await;
+        for ((id, _, expected), got) in request.iter().zip(&got) {
+            let similarity = cosine(got, expected);
+            assert!(similarity >= 0.9999, "{id}: cosine {similarity}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn bad_input_gets_a_clear_error_and_nothing_is_written() {
     let scratch = Scratch::new();
