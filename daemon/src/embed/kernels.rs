@@ -336,9 +336,9 @@ fn attend_text(out: &mut [f32], qkv: &[f32], heads: usize, hidden: usize) {
                 softmax_rows(&mut scores[r * padded..][..len], len);
             }
             match size {
-                32 => weigh::<32>(&mut sums, &scores, padded, &values),
-                64 => weigh::<64>(&mut sums, &scores, padded, &values),
-                _ => weigh_any(&mut sums, &scores, padded, &values, size),
+                32 => weigh::<32>(&mut sums, &scores, padded, values),
+                64 => weigh::<64>(&mut sums, &scores, padded, values),
+                _ => weigh_any(&mut sums, &scores, padded, values, size),
             }
             for r in 0..rows {
                 out[(first + r) * hidden + at..][..size].copy_from_slice(&sums[r * size..][..size]);
