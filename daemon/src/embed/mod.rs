@@ -4,9 +4,7 @@
 //!
 //! | concern | file |
 //! |---|---|
-//! | loading a sentence-transformers model, tokenizing, pooling | `model.rs` |
-//! | the BERT encoder's forward pass | `bert.rs` |
-//! | its GELU and softmax, vectorized | `kernels.rs` |
+//! | the models themselves: loading, tokenizing, the forward pass | the `ctxd-embed` crate (`embed/`) |
 //! | the bounded queue and batching thread of one model | `pool.rs` |
 //! | filling in an upsert's or a search's vectors | `prepare.rs` |
 //!
@@ -14,45 +12,17 @@
 //! its embedder, and an upsert reaches the storage thread with every vector computed, so a
 //! write stays one atomic commit, and reads and the storage thread never wait for a model.
 
-mod bert;
-mod kernels;
-mod model;
 mod pool;
 pub(crate) mod prepare;
 
-pub use model::{Model, Tokens};
+pub use ctxd_embed::{Model, ModelError, Tokens};
 pub use pool::{PASS_TOKENS, PoolError};
 
 use ctxd_proto::{CollectionEmbedder, ModelInfo};
 use pool::Pool;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-
-/// A model could not be loaded or run.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ModelError {
-    /// A file of the model's directory is missing or wrong.
-    #[error("`{path}` {message}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// Tokenizing or the forward pass failed.
-    #[error("{0}")]
-    Run(String),
-}
-
-impl ModelError {
-    fn file(path: &Path, message: impl Into<String>) -> ModelError {
-        ModelError::File {
-            path: path.to_owned(),
-            message: message.into(),
-        }
-    }
-}
 
 /// `--model NAME=DIR`.
 #[derive(Debug, Clone, PartialEq, Eq)]

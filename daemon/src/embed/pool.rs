@@ -14,8 +14,7 @@
 //! The storage thread, the read threads and the release gate never wait for this thread: the
 //! vectors of a request are computed before it enters any of them.
 
-use super::ModelError;
-use super::model::{Model, Tokens};
+use super::{Model, ModelError, Tokens};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -9,8 +9,8 @@
 //! `sentence_bert_config.json` and the pooling module's `config.json`. Every file is read once
 //! into memory and closed: the daemon holds no handle into a model directory.
 
-use super::ModelError;
-use super::bert::Bert;
+use crate::ModelError;
+use crate::bert::Bert;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::Config;

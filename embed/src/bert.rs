@@ -12,7 +12,7 @@
 //! cache, GELU one vectorized pass (both `kernels.rs`), and the three projections are one
 //! matrix product.
 
-use super::kernels;
+use crate::kernels;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
