@@ -205,9 +205,8 @@ impl Model {
 
     /// The vectors of `texts`, in order, computed in one forward pass over all their tokens
     /// packed together (no padding: the pass costs what the tokens cost, whatever the mix of
-    /// lengths). Callers bound the tokens of one pass (the pool's [`PASS_TOKENS`]).
-    ///
-    /// [`PASS_TOKENS`]: super::PASS_TOKENS
+    /// lengths). Callers bound the tokens of one pass: its activations grow with them (the
+    /// daemon's pool takes 8,192 tokens per pass, `PASS_TOKENS` in `daemon/src/embed/pool.rs`).
     pub fn embed_tokens(&self, texts: &[&Tokens]) -> Result<Vec<Vec<f32>>, ModelError> {
         if texts.is_empty() {
             return Ok(Vec::new());
